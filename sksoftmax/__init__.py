@@ -1,0 +1,7 @@
+"""Softmax (multinomial logistic) regression as a scikit-learn estimator."""
+
+from ._classifier import SoftmaxClassifier
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["SoftmaxClassifier", "__version__"]

@@ -1,0 +1,10 @@
+"""scikit-learn's own API checks, with no expected failures declared."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sksoftmax import SoftmaxClassifier
+
+
+@parametrize_with_checks([SoftmaxClassifier()])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
