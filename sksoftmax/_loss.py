@@ -68,6 +68,24 @@ class SoftmaxLoss:
         d, k = self.n_features, self.n_classes
         return params[: d * k].reshape(d, k), params[d * k :]
 
+    def column_moments(self):
+        """Weighted mean and variance of each column of ``X``.
+
+        Returns
+        -------
+        mean, var : ndarray of shape (n_features,), float64
+            Under the weights ``s_i / S``.
+        """
+        if sparse.issparse(self.X):
+            mean = self.X.T @ self._weights_x
+            mean_sq = self.X.power(2).T @ self._weights_x
+        else:
+            mean = self._weights_x @ self.X
+            mean_sq = np.einsum("ij,ij,i->j", self.X, self.X, self._weights_x)
+        mean = np.asarray(mean, dtype=np.float64)
+        var = np.maximum(np.asarray(mean_sq, dtype=np.float64) - mean**2, 0.0)
+        return mean, var
+
     def _logits(self, W, b):
         block = self._block
         if sparse.issparse(self.X):
