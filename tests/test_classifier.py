@@ -1,0 +1,260 @@
+"""Behaviour of SoftmaxClassifier beyond agreement with scikit-learn."""
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+from scipy import sparse
+from scipy.optimize import approx_fprime
+from sklearn.datasets import load_iris, load_wine, make_classification
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from _reference import objective
+from sksoftmax import SoftmaxClassifier
+from sksoftmax._loss import SoftmaxLoss
+
+TIGHT = dict(tol=1e-10, max_iter=20000)
+
+
+@pytest.fixture
+def iris():
+    return load_iris(return_X_y=True)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_gradient_matches_finite_differences(fit_intercept, l2):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    y = rng.integers(0, 4, size=40)
+    sw = rng.uniform(0.2, 2.0, size=40)
+    loss = SoftmaxLoss(X, y, 4, sw, l2, fit_intercept)
+    params = rng.normal(size=loss.n_params)
+    if not fit_intercept:
+        params[-4:] = 0.0
+
+    def value(p):
+        W, b = loss.unpack(p)
+        reference = objective(X, y, W.T, b, sw, np.inf)
+        return reference + 0.5 * l2 * np.sum(W**2)
+
+    numeric = approx_fprime(params, value, 1e-7)
+    if not fit_intercept:
+        numeric[-4:] = 0.0
+    f, grad = loss.loss_gradient(params)
+    assert f == pytest.approx(value(params), rel=1e-12)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_probabilities_finite_for_huge_features(iris):
+    X, y = iris
+    clf = SoftmaxClassifier().fit(X, y)
+    for scale in [1e3, 1e6, 1e12]:
+        proba = clf.predict_proba(X * scale)
+        assert np.all(np.isfinite(proba))
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+        assert np.all(np.isfinite(clf.predict_log_proba(X * scale)))
+    big = SoftmaxClassifier().fit(X * 1e12, y)
+    assert np.all(np.isfinite(big.coef_))
+    assert np.all(np.isfinite(big.predict_proba(X * 1e12)))
+
+
+def test_log_proba_is_exact_in_the_tails(iris):
+    X, y = iris
+    clf = SoftmaxClassifier(C=1e4).fit(X, y)
+    far = X[:1] * 1e3
+    log_proba = clf.predict_log_proba(far)
+    assert np.all(np.isfinite(log_proba))
+    assert log_proba.min() < -745  # exp underflows to 0 there: log(proba) is -inf
+    np.testing.assert_allclose(np.exp(log_proba), clf.predict_proba(far), atol=1e-300)
+
+
+def test_permuting_labels_permutes_coefficient_rows(iris):
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])
+    renamed = np.array(["c", "a", "b"])  # sorts to a different class order
+    a = SoftmaxClassifier(**TIGHT).fit(X, names[y])
+    b = SoftmaxClassifier(**TIGHT).fit(X, renamed[y])
+    order = [1, 2, 0]  # rows of b for a, b, c -> versicolor, virginica, setosa
+    np.testing.assert_allclose(b.coef_, a.coef_[order], atol=1e-6)
+    np.testing.assert_allclose(b.intercept_, a.intercept_[order], atol=1e-6)
+    np.testing.assert_array_equal(b.classes_, ["a", "b", "c"])
+
+
+def test_integer_weights_equal_duplicated_rows():
+    X, y = make_classification(n_samples=120, n_features=6, n_informative=4,
+                               n_classes=3, random_state=0)
+    sw = np.random.default_rng(1).integers(0, 3, size=len(y))
+    weighted = SoftmaxClassifier(**TIGHT).fit(X, y, sample_weight=sw)
+    repeated = SoftmaxClassifier(**TIGHT).fit(np.repeat(X, sw, axis=0), np.repeat(y, sw))
+    np.testing.assert_allclose(weighted.coef_, repeated.coef_, atol=1e-6)
+    np.testing.assert_allclose(weighted.intercept_, repeated.intercept_, atol=1e-6)
+
+
+@pytest.mark.parametrize("as_sparse", [False, True])
+def test_float32_stays_float32_and_agrees_with_float64(as_sparse):
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X32 = X.astype(np.float32)
+    if as_sparse:
+        X, X32 = sparse.csr_matrix(X), sparse.csr_matrix(X32)
+    c64 = SoftmaxClassifier(tol=1e-8).fit(X, y)
+    c32 = SoftmaxClassifier(tol=1e-6).fit(X32, y)
+    assert c32.coef_.dtype == np.float32 and c32.intercept_.dtype == np.float32
+    for method in ["predict_proba", "predict_log_proba", "decision_function"]:
+        assert getattr(c32, method)(X32).dtype == np.float32
+    # float32 objective values stop resolving progress once the gradient is
+    # near 1e-6 here; that leaves coefficients within 3e-4 relative.
+    np.testing.assert_allclose(c32.coef_, c64.coef_, rtol=3e-4, atol=1e-4)
+    np.testing.assert_allclose(c32.predict_proba(X32), c64.predict_proba(X), atol=1e-4)
+
+
+def test_other_dtypes_become_float64(iris):
+    X, y = iris
+    clf = SoftmaxClassifier().fit(X.astype(np.int64), y)
+    assert clf.coef_.dtype == np.float64
+    assert clf.predict_proba(X.astype(np.float16)).dtype == np.float64
+
+
+def test_binary_decision_function_is_the_margin():
+    X, y = make_classification(n_samples=100, n_features=4, random_state=0)
+    labels = np.array(["no", "yes"])[y]
+    clf = SoftmaxClassifier().fit(X, labels)
+    margin = clf.decision_function(X)
+    assert margin.shape == (100,)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(margin, np.log(proba[:, 1] / proba[:, 0]), rtol=1e-9)
+    np.testing.assert_array_equal(clf.predict(X), np.where(margin > 0, "yes", "no"))
+    assert clf.coef_.shape == (2, 4)
+
+
+def test_boolean_labels():
+    X, y = make_classification(n_samples=80, n_features=3, n_informative=2,
+                               n_redundant=0, random_state=0)
+    clf = SoftmaxClassifier().fit(X, y.astype(bool))
+    assert clf.predict(X).dtype == bool
+    assert clf.score(X, y.astype(bool)) > 0.8
+
+
+def test_convergence_warning_says_what_to_do(iris):
+    X, y = iris
+    with pytest.warns(ConvergenceWarning, match="Increase max_iter, scale the features"):
+        clf = SoftmaxClassifier(max_iter=2).fit(X, y)
+    assert clf.n_iter_ == 2
+
+
+def test_tol_bounds_the_final_gradient(iris):
+    X, y = iris
+    for tol in [1e-3, 1e-6]:
+        clf = SoftmaxClassifier(tol=tol).fit(X, y)
+        loss = SoftmaxLoss(X, y, 3, np.ones(len(y)), 1 / len(y), True)
+        params = np.concatenate([clf.coef_.T.ravel(), clf.intercept_])
+        _, grad = loss.loss_gradient(params)
+        assert np.max(np.abs(grad)) <= tol
+
+
+def test_verbose_prints_one_line_per_iteration(iris, capsys):
+    X, y = iris
+    clf = SoftmaxClassifier(verbose=1).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == clf.n_iter_
+    pattern = r"iter\s+(\d+)\s+objective (\S+)\s+max\|grad\| (\S+)"
+    parsed = [re.fullmatch(pattern, line) for line in lines]
+    assert all(parsed)
+    assert [int(m[1]) for m in parsed] == list(range(1, clf.n_iter_ + 1))
+    objectives = [float(m[2]) for m in parsed]
+    assert objectives == sorted(objectives, reverse=True)
+    assert float(parsed[-1][3]) <= clf.tol
+    SoftmaxClassifier().fit(X, y)
+    assert capsys.readouterr().out == ""
+
+
+def test_warm_start_resumes_from_the_previous_solution(iris):
+    X, y = iris
+    clf = SoftmaxClassifier(warm_start=True, tol=1e-6).fit(X, y)
+    coef = clf.coef_.copy()
+    clf.fit(X, y)
+    assert clf.n_iter_ <= 2
+    np.testing.assert_allclose(clf.coef_, coef, atol=1e-5)
+    cold = SoftmaxClassifier(tol=1e-6).fit(X, y)
+    cold.fit(X, y)
+    assert cold.n_iter_ > 5
+
+
+def test_pipeline_and_grid_search(iris):
+    X, y = iris
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), SoftmaxClassifier()),
+        {"softmaxclassifier__C": [0.01, 1.0]},
+        cv=3,
+    ).fit(X, y)
+    assert search.best_params_["softmaxclassifier__C"] == 1.0
+    assert search.predict_proba(X).shape == (150, 3)
+
+
+def test_pickle_round_trip(iris):
+    X, y = iris
+    clf = SoftmaxClassifier().fit(X, y)
+    clone = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clone.predict_proba(X), clf.predict_proba(X))
+
+
+# --- bad input: each fails before any optimization with a message naming it ---
+
+def _fit(X, y, **kwargs):
+    return SoftmaxClassifier().fit(X, y, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "X, y, kwargs, error, match",
+    [
+        ([[0.0, np.nan], [1.0, 2.0]], [0, 1], {}, ValueError, "NaN"),
+        ([[0.0, np.inf], [1.0, 2.0]], [0, 1], {}, ValueError, "infinity"),
+        ([[0.0], [1.0], [2.0]], [1, 1, 1], {}, ValueError, "only one class"),
+        ([[0.0], [1.0], [2.0]], [0.1, 0.5, 0.7], {}, ValueError, "continuous"),
+        (np.empty((0, 2)), [], {}, ValueError, "0 sample"),
+        (np.zeros((3, 2, 2)), [0, 1, 0], {}, ValueError, "dim 3"),
+        ([[0.0], [1.0], [2.0]], [0, 1], {}, ValueError, "inconsistent numbers"),
+        ([["a"], ["b"]], [0, 1], {}, ValueError, "could not convert string"),
+        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1.0, -1.0]}, ValueError,
+         "Negative values in data passed to `sample_weight`"),
+        ([[0.0], [1.0]], [0, 1], {"sample_weight": [0.0, 0.0]}, ValueError,
+         "at least one non-zero"),
+        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1.0]}, ValueError,
+         r"sample_weight.shape == \(1,\), expected \(2,\)"),
+    ],
+)
+def test_bad_input_raises_a_clear_error(X, y, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        _fit(X, y, **kwargs)
+
+
+@pytest.mark.parametrize("C", [0, -1.0, np.nan, "strong", None])
+def test_bad_C_is_rejected(C, iris):
+    with pytest.raises(ValueError, match="'C' parameter"):
+        SoftmaxClassifier(C=C).fit(*iris)
+
+
+def test_class_weight_zeroing_every_sample_is_rejected(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="sum to zero"):
+        SoftmaxClassifier(class_weight={0: 0.0, 1: 0.0, 2: 0.0}).fit(X, y)
+
+
+def test_unknown_class_weight_key_is_named(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match=r"class_weight has keys \[7\]"):
+        SoftmaxClassifier(class_weight={0: 1.0, 7: 2.0}).fit(X, y)
+
+
+def test_predict_before_fit_and_wrong_width(iris):
+    X, y = iris
+    with pytest.raises(NotFittedError):
+        SoftmaxClassifier().predict(X)
+    clf = SoftmaxClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        clf.predict_proba(X[:, :3])
