@@ -137,3 +137,49 @@ class SoftmaxLoss:
             value += 0.5 * self.l2_reg_strength * float(np.vdot(W64, W64))
             grad_W += self.l2_reg_strength * W64
         return value, grad
+
+    def hessian_product(self, params):
+        """Objective, gradient and a Hessian-vector product at ``params``.
+
+        For a direction ``(V, v_b)``: ``A = X V + v_b``,
+        ``R = P * (A - rowsum(P * A))``, ``H V = X^T D R + lambda V`` and
+        ``H v_b = 1^T D R``.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,)
+
+        Returns
+        -------
+        value : float
+        gradient : ndarray of shape (n_params,), float64
+        hessp : callable
+            ``hessp(direction)`` maps a flat direction of shape (n_params,)
+            to the flat product, float64.
+        """
+        W, b = self.unpack(params)
+        proba = self._logits(W.astype(self.dtype), b.astype(self.dtype)).copy()
+        proba -= proba.max(axis=1, keepdims=True)
+        np.exp(proba, out=proba)
+        proba /= proba.sum(axis=1, keepdims=True)
+        value, grad = self.loss_gradient(params)
+        weights = self._weights_x[:, None]
+
+        def hessp(direction):
+            V, v_b = self.unpack(direction)
+            A = self._logits(V.astype(self.dtype), v_b.astype(self.dtype))
+            A -= np.sum(proba * A, axis=1, keepdims=True)
+            A *= proba
+            A *= weights
+            out = np.empty(self.n_params, dtype=np.float64)
+            out_W, out_b = self.unpack(out)
+            out_W[...] = self.X.T @ A
+            if self.fit_intercept:
+                A.sum(axis=0, out=out_b, dtype=np.float64)
+            else:
+                out_b[...] = 0.0
+            out_W += self.l2_reg_strength * V
+            return out
+
+        return value, grad, hessp
+

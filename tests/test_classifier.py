@@ -258,3 +258,23 @@ def test_predict_before_fit_and_wrong_width(iris):
     clf = SoftmaxClassifier().fit(X, y)
     with pytest.raises(ValueError, match="X has 3 features"):
         clf.predict_proba(X[:, :3])
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_hessian_product_matches_finite_differences_of_gradient(fit_intercept):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 4))
+    y = rng.integers(0, 3, size=50)
+    loss = SoftmaxLoss(X, y, 3, rng.uniform(0.5, 2.0, size=50), 0.2, fit_intercept)
+    params = rng.normal(size=loss.n_params)
+    direction = rng.normal(size=loss.n_params)
+    if not fit_intercept:
+        params[-3:] = direction[-3:] = 0.0
+    value, grad, hessp = loss.hessian_product(params)
+    same_value, same_grad = loss.loss_gradient(params)
+    assert value == same_value
+    np.testing.assert_array_equal(grad, same_grad)
+    eps = 1e-6
+    numeric = (loss.loss_gradient(params + eps * direction)[1]
+               - loss.loss_gradient(params - eps * direction)[1]) / (2 * eps)
+    np.testing.assert_allclose(hessp(direction), numeric, rtol=1e-6, atol=1e-8)
