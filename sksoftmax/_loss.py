@@ -4,10 +4,42 @@ This module is the math of DESIGN.md and nothing else: it knows no estimator
 and no optimizer. Parameters travel as one flat float64 vector (what scipy's
 optimizers want) laid out as ``[W.ravel(), b]`` with ``W`` of shape
 ``(n_features, n_classes)`` in C order and ``b`` of shape ``(n_classes,)``.
+
+Evaluations run over blocks of rows. Each block's logits stay in cache
+through the max-shift, exp, normalization and the scaling by the weights, so
+those element-wise passes cost little beyond the two matrix products, and
+only one block of scratch memory is needed. The logits are held class-major,
+K x n_rows, so that reductions over classes run along the long, contiguous
+axis: numpy is several times slower reducing rows of length K. Threads come
+from the BLAS inside each block's matrix products; a thread pool over blocks
+measured slower on 2 cores (benchmarks/evaluation.py).
 """
 
 import numpy as np
 from scipy import sparse
+
+# Entries of one block of logits: 256 KiB in float64, well inside L2 caches.
+_BLOCK_ENTRIES = 1 << 15
+
+
+def _row_slices(X, n_rows):
+    """Views of consecutive row blocks of X (dense rows or CSR rows)."""
+    n_samples = X.shape[0]
+    blocks = []
+    for start in range(0, n_samples, n_rows):
+        stop = min(start + n_rows, n_samples)
+        if sparse.issparse(X):
+            indptr = X.indptr[start : stop + 1]
+            lo, hi = indptr[0], indptr[-1]
+            part = sparse.csr_matrix(
+                (X.data[lo:hi], X.indices[lo:hi], indptr - lo),
+                shape=(stop - start, X.shape[1]),
+                copy=False,
+            )
+        else:
+            part = X[start:stop]
+        blocks.append((slice(start, stop), part))
+    return blocks
 
 
 class SoftmaxLoss:
@@ -43,6 +75,8 @@ class SoftmaxLoss:
     """
 
     def __init__(self, X, y, n_classes, sample_weight, l2_reg_strength, fit_intercept):
+        if sparse.issparse(X):
+            X = X.tocsr()
         self.X = X
         self.y = np.asarray(y, dtype=np.intp)
         self.n_classes = n_classes
@@ -54,10 +88,20 @@ class SoftmaxLoss:
         # Per-row weights s_i / S, the diagonal of D.
         self.weights = np.asarray(sample_weight, dtype=np.float64) / weight_sum
         self._weights_x = self.weights.astype(self.dtype)
-        self._rows = np.arange(n_samples)
-        # The n x K block reused by every evaluation: logits, then probabilities,
-        # then D (P - Y).
-        self._block = np.empty((n_samples, n_classes), dtype=self.dtype)
+        n_rows = max(64, _BLOCK_ENTRIES // n_classes)
+        self._blocks = _row_slices(X, n_rows)
+        # Position of each row's true-class logit in its flattened K x n_rows
+        # block, so gather and scatter are one-dimensional takes.
+        self._target = np.concatenate(
+            [
+                self.y[rows] * (rows.stop - rows.start) + np.arange(rows.stop - rows.start)
+                for rows, _ in self._blocks
+            ]
+        )
+        n_max = self._blocks[0][0].stop
+        self._logits = np.empty((n_classes, n_max), dtype=self.dtype)
+        self._rowwise = np.empty((n_max, n_classes), dtype=self.dtype)
+        self._proba = None
 
     @property
     def n_params(self):
@@ -86,56 +130,88 @@ class SoftmaxLoss:
         var = np.maximum(np.asarray(mean_sq, dtype=np.float64) - mean**2, 0.0)
         return mean, var
 
-    def _logits(self, W, b):
-        block = self._block
-        if sparse.issparse(self.X):
-            block[...] = self.X @ W
-        else:
-            np.matmul(self.X, W, out=block)
-        if self.fit_intercept:
-            block += b
-        return block
+    def _buffers(self, n_rows):
+        """Scratch for one block: K x n_rows logits, n_rows x K product."""
+        # The last block is shorter; its logits view must stay contiguous.
+        logits = self._logits.reshape(-1)[: self.n_classes * n_rows]
+        return logits.reshape(self.n_classes, n_rows), self._rowwise[:n_rows]
 
-    def loss_gradient(self, params):
+    def _logits_into(self, X, W, b, n_rows):
+        """The scratch K x n_rows block filled with ``(X W + b)^T``."""
+        logits, rowwise = self._buffers(n_rows)
+        if sparse.issparse(X):
+            logits[...] = (X @ W).T
+        elif self.dtype == np.float32:
+            # OpenBLAS's sgemm is fastest writing n_rows x K and its dgemm
+            # writing K x n_rows (benchmarks/evaluation.py, "layout").
+            np.matmul(X, W, out=rowwise)
+            logits[...] = rowwise.T
+        else:
+            np.matmul(W.T, X.T, out=logits)
+        if self.fit_intercept:
+            logits += b[:, None]
+        return logits
+
+    def _cast(self, params):
+        W, b = self.unpack(params)
+        return W.astype(self.dtype, copy=False), b.astype(self.dtype, copy=False)
+
+    def _reduce(self, parts, extra_W):
+        """Sum per-block (value, grad_W, grad_b) and add ``lambda * extra_W``."""
+        grad = np.zeros(self.n_params, dtype=np.float64)
+        grad_W, grad_b = self.unpack(grad)
+        value = 0.0
+        for part_value, part_W, part_b in parts:
+            value += part_value
+            grad_W += part_W
+            grad_b += part_b
+        if not self.fit_intercept:
+            grad_b[...] = 0.0
+        grad_W += self.l2_reg_strength * extra_W
+        return value, grad
+
+    def loss_gradient(self, params, *, keep_proba=False):
         """Objective value and its gradient at ``params``.
 
         Parameters
         ----------
         params : ndarray of shape (n_params,)
+        keep_proba : bool, default=False
+            Also keep the probabilities P, which :meth:`hessian_product`
+            needs: n_samples x K more memory.
 
         Returns
         -------
         value : float
         gradient : ndarray of shape (n_params,), float64
         """
-        W64, b64 = self.unpack(params)
-        W = W64.astype(self.dtype, copy=False)
-        b = b64.astype(self.dtype, copy=False)
-        block = self._logits(W, b)
+        W, b = self._cast(params)
+        if keep_proba and self._proba is None:
+            self._proba = np.empty((self.n_classes, self.X.shape[0]), self.dtype)
+        proba = self._proba if keep_proba else None
 
-        # log-sum-exp with the row maximum subtracted, so exp never overflows.
-        row_max = block.max(axis=1)
-        block -= row_max[:, None]
-        true_logit = block[self._rows, self.y]
-        np.exp(block, out=block)
-        row_sum = block.sum(axis=1)
-        row_loss = np.log(row_sum) - true_logit
-        value = float(np.dot(self.weights, row_loss.astype(np.float64, copy=False)))
+        def block_loss_gradient(block):
+            rows, X = block
+            logits = self._logits_into(X, W, b, rows.stop - rows.start)
+            # log-sum-exp with the maximum subtracted: exp never overflows.
+            logits -= logits.max(axis=0)
+            flat = logits.reshape(-1)
+            target = self._target[rows]
+            true_logit = flat.take(target)
+            np.exp(logits, out=logits)
+            total = logits.sum(axis=0)
+            value = float(np.dot(self.weights[rows], np.log(total) - true_logit))
+            if proba is not None:
+                np.divide(logits, total, out=proba[:, rows])
+            # logits <- (D (P - Y))^T: one scaling pass, one scatter.
+            weights = self._weights_x[rows]
+            logits *= weights / total
+            flat[target] -= weights
+            return value, X.T @ logits.T, logits.sum(axis=1, dtype=np.float64)
 
-        # block <- D (P - Y): scale each row by s_i / (S * rowsum) in one pass.
-        block *= (self._weights_x / row_sum)[:, None]
-        block[self._rows, self.y] -= self._weights_x
-
-        grad = np.empty(self.n_params, dtype=np.float64)
-        grad_W, grad_b = self.unpack(grad)
-        grad_W[...] = self.X.T @ block
-        if self.fit_intercept:
-            block.sum(axis=0, out=grad_b, dtype=np.float64)
-        else:
-            grad_b[...] = 0.0
-        if self.l2_reg_strength:
-            value += 0.5 * self.l2_reg_strength * float(np.vdot(W64, W64))
-            grad_W += self.l2_reg_strength * W64
+        W64, _ = self.unpack(params)
+        value, grad = self._reduce(map(block_loss_gradient, self._blocks), W64)
+        value += 0.5 * self.l2_reg_strength * float(np.vdot(W64, W64))
         return value, grad
 
     def hessian_product(self, params):
@@ -155,31 +231,24 @@ class SoftmaxLoss:
         gradient : ndarray of shape (n_params,), float64
         hessp : callable
             ``hessp(direction)`` maps a flat direction of shape (n_params,)
-            to the flat product, float64.
+            to the flat product, float64. Valid until the next call of
+            ``loss_gradient(..., keep_proba=True)`` or ``hessian_product``.
         """
-        W, b = self.unpack(params)
-        proba = self._logits(W.astype(self.dtype), b.astype(self.dtype)).copy()
-        proba -= proba.max(axis=1, keepdims=True)
-        np.exp(proba, out=proba)
-        proba /= proba.sum(axis=1, keepdims=True)
-        value, grad = self.loss_gradient(params)
-        weights = self._weights_x[:, None]
+        value, grad = self.loss_gradient(params, keep_proba=True)
+        proba = self._proba
 
         def hessp(direction):
-            V, v_b = self.unpack(direction)
-            A = self._logits(V.astype(self.dtype), v_b.astype(self.dtype))
-            A -= np.sum(proba * A, axis=1, keepdims=True)
-            A *= proba
-            A *= weights
-            out = np.empty(self.n_params, dtype=np.float64)
-            out_W, out_b = self.unpack(out)
-            out_W[...] = self.X.T @ A
-            if self.fit_intercept:
-                A.sum(axis=0, out=out_b, dtype=np.float64)
-            else:
-                out_b[...] = 0.0
-            out_W += self.l2_reg_strength * V
-            return out
+            V, v_b = self._cast(direction)
+
+            def block_product(block):
+                rows, X = block
+                A = self._logits_into(X, V, v_b, rows.stop - rows.start)
+                P = proba[:, rows]
+                A -= np.einsum("ki,ki->i", P, A)
+                A *= P
+                A *= self._weights_x[rows]
+                return 0.0, X.T @ A.T, A.sum(axis=1, dtype=np.float64)
+
+            return self._reduce(map(block_product, self._blocks), self.unpack(direction)[0])[1]
 
         return value, grad, hessp
-
