@@ -1,0 +1,168 @@
+"""Time to solution: SoftmaxClassifier against LogisticRegression, side by side.
+
+Each problem is fitted with default settings by our solvers and by
+scikit-learn's lbfgs, newton-cg and newton-cholesky (max_iter raised to
+10000 so that every solver runs to its own convergence), interleaved, and
+the median of the repeats is reported. The objective of each result is
+recomputed independently in float64; "gap" is ours minus scikit-learn lbfgs's,
+relative. Peak extra memory is traced with tracemalloc in a separate fit and
+given in units of n_samples * n_classes * itemsize.
+
+    python benchmarks/run.py [--repeats 3] [--quick] [--only NAME] [--out FILE]
+"""
+
+import argparse
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+from _common import dense_problem, environment, objective, sparse_problem
+from sksoftmax import SoftmaxClassifier
+
+OURS = ["lbfgs", "newton-cg"]
+THEIRS = ["lbfgs", "newton-cg", "newton-cholesky"]
+
+
+def unscaled(rng, d):
+    return np.exp(rng.uniform(-2, 3, size=d))
+
+
+def problems(quick):
+    s = 10 if quick else 1
+    return {
+        f"dense float64 {100_000 // s}x100, 10 classes": lambda: dense_problem(
+            100_000 // s, 100, 10
+        ),
+        f"dense float32 {100_000 // s}x100, 10 classes": lambda: dense_problem(
+            100_000 // s, 100, 10, dtype=np.float32
+        ),
+        f"unscaled columns {100_000 // s}x100, 10 classes": lambda: dense_problem(
+            100_000 // s, 100, 10, column_scales=unscaled
+        ),
+        f"sparse CSR {50_000 // s}x{20_000 // s}, 0.2% nnz, 20 classes": lambda: (
+            sparse_problem(50_000 // s, 20_000 // s, 20, 0.002)
+        ),
+        "digits 1797x64, 10 classes": lambda: load_digits(return_X_y=True),
+        f"many classes {20_000 // s}x50, 500 classes": lambda: dense_problem(
+            20_000 // s, 50, 500
+        ),
+    }
+
+
+def make(kind, solver):
+    if kind == "ours":
+        return SoftmaxClassifier(solver=solver)
+    return LogisticRegression(solver=solver, max_iter=10_000)
+
+
+def feasible(kind, solver, X, n_classes):
+    """newton-cholesky forms the (K (d+1))^2 Hessian; skip it past 2 GB."""
+    if kind == "theirs" and solver == "newton-cholesky":
+        return (n_classes * (X.shape[1] + 1)) ** 2 * 8 <= 2e9
+    return True
+
+
+def fit(model, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        model.fit(X, y)
+        return time.perf_counter() - start
+
+
+def peak_memory(model, X, y):
+    tracemalloc.start()
+    try:
+        fit(model, X, y)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def run_problem(X, y, repeats):
+    n_classes = len(np.unique(y))
+    contenders = [("ours", s) for s in OURS] + [("theirs", s) for s in THEIRS]
+    contenders = [c for c in contenders if feasible(*c, X, n_classes)]
+    times = {c: [] for c in contenders}
+    models = {}
+    for _ in range(repeats):
+        for c in contenders:
+            models[c] = make(*c)
+            times[c].append(fit(models[c], X, y))
+    unit = X.shape[0] * n_classes * X.dtype.itemsize
+    return {
+        c: {
+            "time": float(np.median(times[c])),
+            "n_iter": int(np.max(models[c].n_iter_)),
+            "objective": objective(X, y, models[c].coef_, models[c].intercept_, 1.0),
+            "memory": peak_memory(make(*c), X, y) / unit
+            if c in [("ours", "lbfgs"), ("theirs", "lbfgs")]
+            else None,
+        }
+        for c in contenders
+    }
+
+
+def row(name, result):
+    ours, ref = result[("ours", "lbfgs")], result[("theirs", "lbfgs")]
+    theirs = {s: r for (kind, s), r in result.items() if kind == "theirs"}
+    fastest = min(theirs, key=lambda s: theirs[s]["time"])
+    newton = result[("ours", "newton-cg")]
+    cells = [
+        name,
+        f"{ours['time']:.3g}",
+        f"{newton['time']:.3g}",
+        " / ".join(
+            f"{theirs[s]['time']:.3g}" if s in theirs else "skip" for s in THEIRS
+        ),
+        f"**{ours['time'] / ref['time']:.2f}x**",
+        f"{ours['time'] / theirs[fastest]['time']:.2f}x ({fastest})",
+        f"{ours['n_iter']} / {newton['n_iter']} / {ref['n_iter']}",
+        f"{(ours['objective'] - ref['objective']) / abs(ref['objective']):+.1e}",
+        f"{ours['memory']:.2f} / {ref['memory']:.2f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+    "| problem | ours lbfgs (s) | ours newton-cg (s) | sklearn lbfgs / newton-cg / "
+    "newton-cholesky (s) | ours vs sklearn lbfgs | ours vs fastest sklearn | "
+    "iterations ours lbfgs / newton-cg / sklearn lbfgs | objective gap vs sklearn "
+    "lbfgs | peak extra memory ours / sklearn (n·K·itemsize) |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="10x smaller problems")
+    parser.add_argument("--only", help="run the problems whose name contains this")
+    parser.add_argument("--out", help="also write the table to this file")
+    args = parser.parse_args()
+
+    lines = [
+        f"Median of {args.repeats} interleaved fits, default settings "
+        "(scikit-learn: max_iter=10000). " + environment(),
+        "",
+        HEADER,
+    ]
+    print("\n".join(lines), flush=True)
+    for name, load in problems(args.quick).items():
+        if args.only and args.only not in name:
+            continue
+        X, y = load()
+        lines.append(row(name, run_problem(X, y, args.repeats)))
+        print(lines[-1], flush=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
