@@ -75,6 +75,10 @@ def _converter(scope, operator, container):
     from onnx import TensorProto
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
+    def add_node(op_type, inputs, output, **attributes):
+        name = scope.get_unique_operator_name(op_type)
+        container.add_node(op_type, inputs, output, name=name, **attributes)
+
     model = operator.raw_operator
     X = operator.inputs[0]
     if isinstance(X.type, DoubleTensorType):
@@ -84,10 +88,7 @@ def _converter(scope, operator, container):
     input_name = X.full_name
     if not isinstance(X.type, (DoubleTensorType, FloatTensorType)):
         input_name = scope.get_unique_variable_name("cast_input")
-        container.add_node(
-            "Cast", X.full_name, input_name, to=TensorProto.FLOAT,
-            name=scope.get_unique_operator_name("Cast"),
-        )
+        add_node("Cast", X.full_name, input_name, to=TensorProto.FLOAT)
 
     coef = scope.get_unique_variable_name("coef")
     weights = np.asarray(model.coef_.T, dtype=dtype)
@@ -95,40 +96,23 @@ def _converter(scope, operator, container):
     intercept = scope.get_unique_variable_name("intercept")
     bias = np.asarray(model.intercept_, dtype=dtype)
     container.add_initializer(intercept, proto_dtype, bias.shape, bias)
-
-    product = scope.get_unique_variable_name("product")
-    container.add_node(
-        "MatMul", [input_name, coef], product,
-        name=scope.get_unique_operator_name("MatMul"),
-    )
-    logits = scope.get_unique_variable_name("logits")
-    container.add_node(
-        "Add", [product, intercept], logits, name=scope.get_unique_operator_name("Add")
-    )
-    container.add_node(
-        "Softmax", logits, operator.outputs[1].full_name, axis=1,
-        name=scope.get_unique_operator_name("Softmax"),
-    )
-
-    # ArgMax picks the first of tied maxima, as numpy's argmax in predict.
-    index = scope.get_unique_variable_name("index")
-    container.add_node(
-        "ArgMax", logits, index, axis=1, keepdims=0,
-        name=scope.get_unique_operator_name("ArgMax"),
-    )
     labels = _onnx_labels(scope, model)
     classes = scope.get_unique_variable_name("classes")
     if labels.dtype.kind == "U":
-        container.add_initializer(
-            classes, TensorProto.STRING, labels.shape,
-            [label.encode("utf-8") for label in labels],
-        )
+        encoded = [label.encode("utf-8") for label in labels]
+        container.add_initializer(classes, TensorProto.STRING, labels.shape, encoded)
     else:
         container.add_initializer(classes, TensorProto.INT64, labels.shape, labels)
-    container.add_node(
-        "Gather", [classes, index], operator.outputs[0].full_name, axis=0,
-        name=scope.get_unique_operator_name("Gather"),
-    )
+
+    product = scope.get_unique_variable_name("product")
+    add_node("MatMul", [input_name, coef], product)
+    logits = scope.get_unique_variable_name("logits")
+    add_node("Add", [product, intercept], logits)
+    add_node("Softmax", logits, operator.outputs[1].full_name, axis=1)
+    # ArgMax picks the first of tied maxima, as numpy's argmax in predict.
+    index = scope.get_unique_variable_name("index")
+    add_node("ArgMax", logits, index, axis=1, keepdims=0)
+    add_node("Gather", [classes, index], operator.outputs[0].full_name, axis=0)
 
 
 def register_onnx_converter():
@@ -160,7 +144,7 @@ def register_onnx_converter():
     except ImportError as exc:
         raise ImportError(
             "register_onnx_converter needs skl2onnx; install it with "
-            "pip install \"sksoftmax[onnx]\"."
+            'pip install "sksoftmax[onnx]".'
         ) from exc
     update_registered_converter(
         SoftmaxClassifier,

@@ -99,7 +99,9 @@ def test_string_and_categorical_labels_match_logistic_regression(iris_frame, kin
     theirs = LogisticRegression(**TIGHT).fit(X, y.to_numpy())
     np.testing.assert_array_equal(ours.classes_, theirs.classes_)
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
-    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(
+        ours.predict_proba(X), theirs.predict_proba(X), atol=1e-6
+    )
 
 
 # Metadata routing
