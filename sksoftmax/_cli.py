@@ -288,12 +288,14 @@ def predict(args):
     if args.proba:
         for label, column in zip(model.classes_, model.predict_proba(X).T):
             out[f"proba_{label}"] = column
+    if not args.out:
+        out.to_csv(sys.stdout, index=False)
+        return
     try:
-        out.to_csv(args.out if args.out else sys.stdout, index=False)
+        out.to_csv(args.out, index=False)
     except OSError as exc:
         raise CommandError(f"cannot write {args.out}: {exc}") from exc
-    if args.out:
-        print(f"wrote {len(out)} predictions to {args.out}")
+    print(f"wrote {len(out)} predictions to {args.out}")
 
 
 def _test_size(text):
