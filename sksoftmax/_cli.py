@@ -1,17 +1,38 @@
-"""Command line: ``python -m sksoftmax demo`` (also the ``sksoftmax`` script)."""
+"""Command line: ``python -m sksoftmax demo | fit | predict``.
+
+Also installed as the ``sksoftmax`` script. ``fit`` and ``predict`` need the
+``cli`` extra (pandas, pyarrow for Parquet, skops for the model file); they
+are imported only when those commands run, so ``demo`` works without them.
+"""
 
 import argparse
+import os
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, log_loss
-from sklearn.model_selection import train_test_split
+from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ._classifier import SoftmaxClassifier
+
+# The one type in a model file written by ``fit`` that skops does not trust by
+# default; ``predict`` refuses files that need anything more.
+TRUSTED_TYPES = [f"{SoftmaxClassifier.__module__}.{SoftmaxClassifier.__qualname__}"]
+
+_CLI_EXTRA = 'pip install "sksoftmax[cli]"'
+
+
+class CommandError(Exception):
+    """A problem with the user's input, reported as one line, no traceback."""
 
 
 def _fit_and_score(model, X_train, y_train, X_test, y_test, repeats=5):
@@ -58,14 +79,335 @@ def demo():
         print(f"{metric:{width}}  " + "  ".join(f"{r[metric]:>18}" for r in rows.values()))
 
 
-def main(argv=None):
-    """Entry point of ``python -m sksoftmax`` and the ``sksoftmax`` script."""
+def _import_cli_extra():
+    try:
+        import pandas
+        import skops.io
+    except ImportError as exc:
+        raise CommandError(
+            f"fit and predict need pandas and skops: {_CLI_EXTRA}"
+        ) from exc
+    return pandas, skops.io
+
+
+def _read_table(path):
+    """A CSV file, or Parquet when the name ends in .parquet or .pq."""
+    pd, _ = _import_cli_extra()
+    path = Path(path)
+    if not path.is_file():
+        raise CommandError(f"no such file: {path}")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError as exc:
+                raise CommandError(
+                    f"reading Parquet needs pyarrow: {_CLI_EXTRA}"
+                ) from exc
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot read {path}: {exc}") from exc
+
+
+def _pipeline(X, C, class_weight):
+    """One-hot encode the non-numeric columns, scale the numeric ones."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    numeric = [
+        c for c in X.columns if is_numeric_dtype(X[c]) and not is_bool_dtype(X[c])
+    ]
+    categorical = [c for c in X.columns if c not in numeric]
+    features = ColumnTransformer(
+        [
+            ("onehot", OneHotEncoder(handle_unknown="ignore"), categorical),
+            ("scale", StandardScaler(), numeric),
+        ]
+    )
+    classifier = SoftmaxClassifier(C=C, class_weight=class_weight)
+    return Pipeline([("features", features), ("classifier", classifier)]), categorical
+
+
+def _print_table(header, rows):
+    widths = [
+        max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))
+    ]
+    for row in [header, *rows]:
+        cells = [f"{str(row[0]):<{widths[0]}}"]
+        cells += [f"{str(cell):>{width}}" for cell, width in zip(row[1:], widths[1:])]
+        print("  ".join(cells))
+
+
+def _print_metrics(model, X_test, y_test):
+    proba = model.predict_proba(X_test)
+    classes = model.classes_
+    predicted = model.predict(X_test)
+    precision, recall, _, support = precision_recall_fscore_support(
+        y_test, predicted, labels=classes, zero_division=0
+    )
+    print(f"\nheld-out part: {len(y_test)} rows")
+    _print_table(
+        ["metric", "value"],
+        [
+            ["accuracy", f"{accuracy_score(y_test, predicted):.4f}"],
+            ["log loss", f"{log_loss(y_test, proba, labels=classes):.4f}"],
+        ],
+    )
+    print()
+    _print_table(
+        ["class", "precision", "recall", "support"],
+        [
+            [label, f"{p:.4f}", f"{r:.4f}", n]
+            for label, p, r, n in zip(classes, precision, recall, support)
+        ],
+    )
+
+
+def _features_and_target(data, target, source):
+    """Split off the target column, refusing what cannot be fitted."""
+    if target not in data.columns:
+        columns = ", ".join(repr(str(c)) for c in data.columns)
+        raise CommandError(
+            f"column {target!r} is not in {source}; its columns are {columns}"
+        )
+    y = data[target]
+    X = data.drop(columns=[target])
+    if X.shape[1] == 0:
+        raise CommandError(f"{source} has no columns besides the target {target!r}")
+    n_missing = int(y.isna().sum())
+    if n_missing:
+        raise CommandError(
+            f"the target column {target!r} has {n_missing} missing values"
+        )
+    classes = y.unique()
+    if len(classes) < 2:
+        raise CommandError(
+            f"the target column {target!r} has a single class ({classes[0]!r}); "
+            "a classifier needs at least two"
+        )
+    return X, y
+
+
+def fit(args):
+    """Fit a Pipeline on a table, report held-out metrics, save it with skops."""
+    _, sio = _import_cli_extra()
+    X, y = _features_and_target(_read_table(args.data), args.target, args.data)
+    if not Path(args.out).resolve().parent.is_dir():
+        raise CommandError(f"cannot write {args.out}: its folder does not exist")
+    model, categorical = _pipeline(X, args.C, args.class_weight)
+    incomplete = [
+        str(c) for c in X.columns if c not in categorical and X[c].isna().any()
+    ]
+    if incomplete:
+        raise CommandError(
+            "numeric column(s) with missing values, fill or drop them first: "
+            + ", ".join(map(repr, incomplete))
+        )
+
+    if args.test_size > 0:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=args.test_size, stratify=y, random_state=0
+        )
+    else:
+        X_train, X_test, y_train, y_test = X, None, y, None
+    n_categorical = len(categorical)
+    print(
+        f"{args.data}: {len(y)} rows, {X.shape[1]} feature columns "
+        f"({n_categorical} one-hot encoded, {X.shape[1] - n_categorical} scaled), "
+        f"target {args.target!r} with {y.nunique()} classes; "
+        f"fitting on {len(y_train)} rows"
+        + (f", holding out {len(y_test)}" if y_test is not None else "")
+    )
+    if args.cv:
+        scores = cross_validate(
+            model,
+            X_train,
+            y_train,
+            cv=StratifiedKFold(args.cv, shuffle=True, random_state=0),
+            scoring=["accuracy", "neg_log_loss"],
+        )
+        accuracy, loss = scores["test_accuracy"], -scores["test_neg_log_loss"]
+        print(
+            f"{args.cv}-fold cross-validation on the fitting part: "
+            f"accuracy {accuracy.mean():.4f} +/- {accuracy.std():.4f}, "
+            f"log loss {loss.mean():.4f} +/- {loss.std():.4f}"
+        )
+    model.set_params(classifier__verbose=int(args.verbose))
+    model.fit(X_train, y_train)
+    # The saved model should predict quietly wherever it is loaded and refit.
+    model.set_params(classifier__verbose=0)
+    if y_test is not None:
+        _print_metrics(model, X_test, y_test)
+    try:
+        sio.dump(model, args.out)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc}") from exc
+    print(f"\nmodel saved to {args.out}")
+
+
+def _load_model(path):
+    """A model file written by ``fit``; nothing else is trusted."""
+    _, sio = _import_cli_extra()
+    if not Path(path).is_file():
+        raise CommandError(f"no such file: {path}")
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # a zip, JSON or schema error: anything but a model
+        raise CommandError(
+            f"cannot read model {path}: not a skops file ({exc})"
+        ) from exc
+    unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unexpected:
+        raise CommandError(
+            f"model {path} contains types that sksoftmax fit does not write, "
+            f"refusing to load it: {', '.join(unexpected)}"
+        )
+    try:
+        model = sio.load(path, trusted=untrusted)
+    except Exception as exc:
+        raise CommandError(f"cannot read model {path}: {exc}") from exc
+    if not hasattr(model, "predict_proba") or not hasattr(model, "feature_names_in_"):
+        raise CommandError(f"{path} does not hold a model fitted by sksoftmax fit")
+    return model
+
+
+def predict(args):
+    """Write the predicted labels (and probabilities) of a table as CSV."""
+    pd, _ = _import_cli_extra()
+    model = _load_model(args.model)
+    data = _read_table(args.data)
+    columns = list(model.feature_names_in_)
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise CommandError(
+            f"{args.data} lacks the column(s) the model was fitted on: "
+            + ", ".join(repr(str(c)) for c in missing)
+        )
+    X = data[columns]
+    out = pd.DataFrame({"label": model.predict(X)})
+    if args.proba:
+        for label, column in zip(model.classes_, model.predict_proba(X).T):
+            out[f"proba_{label}"] = column
+    if not args.out:
+        out.to_csv(sys.stdout, index=False)
+        return
+    try:
+        out.to_csv(args.out, index=False)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc}") from exc
+    print(f"wrote {len(out)} predictions to {args.out}")
+
+
+def _test_size(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _n_folds(text):
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"needs at least 2 folds, got {text}")
+    return value
+
+
+def _parser():
     parser = argparse.ArgumentParser(
         prog="sksoftmax", description="Softmax regression, scikit-learn style."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="fit on the bundled digits data and compare")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        demo()
+
+    fit_parser = commands.add_parser(
+        "fit",
+        help="fit a model on a CSV or Parquet table and save it",
+        description="One-hot encode the non-numeric columns, scale the numeric "
+        "ones, fit a SoftmaxClassifier, report metrics on a held-out part and "
+        "save the fitted Pipeline as a skops file.",
+    )
+    fit_parser.add_argument(
+        "data", metavar="DATA", help="CSV, or Parquet (.parquet, .pq)"
+    )
+    fit_parser.add_argument(
+        "--target",
+        required=True,
+        metavar="COL",
+        help="the column holding the class labels",
+    )
+    fit_parser.add_argument(
+        "--out",
+        required=True,
+        metavar="MODEL",
+        help="where to save the fitted model (skops format)",
+    )
+    fit_parser.add_argument(
+        "--C",
+        type=float,
+        default=1.0,
+        help="inverse regularization strength (default 1.0)",
+    )
+    fit_parser.add_argument(
+        "--class-weight",
+        choices=["balanced"],
+        default=None,
+        help="reweight classes inversely to their frequency",
+    )
+    fit_parser.add_argument(
+        "--test-size",
+        type=_test_size,
+        default=0.25,
+        metavar="F",
+        help="fraction held out for the metrics, stratified; "
+        "0 fits on all rows (default 0.25)",
+    )
+    fit_parser.add_argument(
+        "--cv",
+        type=_n_folds,
+        default=None,
+        metavar="K",
+        help="also report K-fold cross-validation on the fitting part",
+    )
+    fit_parser.add_argument(
+        "--verbose", action="store_true", help="print one line per solver iteration"
+    )
+
+    predict_parser = commands.add_parser(
+        "predict",
+        help="predict with a saved model, writing CSV",
+        description="Write the predicted label of each row of DATA, then with "
+        "--proba one probability column per class, as CSV.",
+    )
+    predict_parser.add_argument("model", metavar="MODEL", help="a file saved by fit")
+    predict_parser.add_argument(
+        "data", metavar="DATA", help="CSV, or Parquet (.parquet, .pq)"
+    )
+    predict_parser.add_argument(
+        "--proba", action="store_true", help="add one probability column per class"
+    )
+    predict_parser.add_argument(
+        "--out", metavar="FILE", help="write to FILE instead of standard output"
+    )
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``python -m sksoftmax`` and the ``sksoftmax`` script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            demo()
+        elif args.command == "fit":
+            fit(args)
+        else:
+            predict(args)
+    except (CommandError, ValueError) as exc:
+        # ValueError: scikit-learn's account of bad data (NaN, too few rows...).
+        message = " ".join(str(exc).split())
+        print(f"sksoftmax {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader (say, `head`) left early; say nothing more on stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0

@@ -1,7 +1,16 @@
 """The command line, driven as a user would: a subprocess."""
 
+import io
 import subprocess
 import sys
+
+import numpy as np
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 
 def test_demo_prints_the_comparison_table():
@@ -24,3 +33,168 @@ def test_unknown_command_fails_cleanly():
     assert run.returncode != 0
     assert "invalid choice" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+# fit and predict, on files the tests write
+
+
+def sksoftmax(*args, check=True):
+    run = subprocess.run(
+        [sys.executable, "-m", "sksoftmax", *map(str, args)],
+        capture_output=True, text=True, timeout=300,
+    )
+    if check:
+        assert run.returncode == 0, run.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def iris_table():
+    pytest.importorskip("pandas")
+    data = load_iris(as_frame=True)
+    table = data.data.copy()
+    # A string column, to be one-hot encoded; it carries no signal.
+    table["colour"] = np.array(["red", "green", "blue"])[np.arange(len(table)) % 3]
+    table["species"] = data.target_names[data.target]
+    return table
+
+
+@pytest.fixture(scope="module")
+def fitted(iris_table, tmp_path_factory):
+    """A model fitted on every row by the command line, and its table."""
+    folder = tmp_path_factory.mktemp("cli")
+    iris_table.to_csv(folder / "iris.csv", index=False)
+    run = sksoftmax(
+        "fit", folder / "iris.csv", "--target", "species", "--test-size", "0",
+        "--C", "0.5", "--out", folder / "model.skops",
+    )
+    return folder, run.stdout
+
+
+def reference_pipeline(table, C):
+    """The documented model, with LogisticRegression at tight tolerance."""
+    X, y = table.drop(columns="species"), table["species"]
+    features = ColumnTransformer(
+        [
+            ("onehot", OneHotEncoder(handle_unknown="ignore"), ["colour"]),
+            ("scale", StandardScaler(), list(X.columns[:4])),
+        ]
+    )
+    logistic = LogisticRegression(C=C, tol=1e-10, max_iter=10000)
+    return make_pipeline(features, logistic).fit(X, y)
+
+
+def test_predict_writes_labels_and_probabilities_of_the_documented_model(
+    iris_table, fitted
+):
+    import pandas as pd
+
+    folder, _ = fitted
+    new = iris_table.drop(columns="species").sample(frac=1, random_state=0)
+    new[new.columns[::-1]].to_csv(folder / "new.csv", index=False)  # any order
+
+    out = sksoftmax("predict", folder / "model.skops", folder / "new.csv", "--proba")
+    predicted = pd.read_csv(io.StringIO(out.stdout))
+
+    reference = reference_pipeline(iris_table, C=0.5)
+    classes = list(reference.classes_)
+    assert list(predicted.columns) == ["label"] + [f"proba_{c}" for c in classes]
+    np.testing.assert_allclose(
+        predicted.iloc[:, 1:].to_numpy(), reference.predict_proba(new), atol=1e-3
+    )
+    np.testing.assert_array_equal(predicted["label"], reference.predict(new))
+
+
+def test_predict_out_writes_a_file(iris_table, fitted):
+    import pandas as pd
+
+    folder, _ = fitted
+    iris_table.head(7).to_csv(folder / "seven.csv", index=False)
+    run = sksoftmax(
+        "predict", folder / "model.skops", folder / "seven.csv",
+        "--out", folder / "labels.csv",
+    )
+    assert "labels.csv" in run.stdout
+    labels = pd.read_csv(folder / "labels.csv")
+    assert list(labels.columns) == ["label"]
+    assert list(labels["label"]) == list(iris_table["species"].head(7))
+
+
+def test_fit_on_parquet_reports_metrics_and_progress(iris_table, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    pytest.importorskip("pyarrow")
+    iris_table.to_parquet(tmp_path / "iris.parquet")
+    out = sksoftmax(
+        "fit", tmp_path / "iris.parquet", "--target", "species",
+        "--test-size", "0.3", "--cv", "3", "--class-weight", "balanced",
+        "--verbose", "--out", tmp_path / "model.skops",
+    ).stdout
+    lines = out.splitlines()
+
+    model = sio.load(
+        tmp_path / "model.skops", trusted=["sksoftmax._classifier.SoftmaxClassifier"]
+    )
+    assert model[-1].class_weight == "balanced"
+    assert model[-1].verbose == 0
+    # --verbose: one progress line per solver iteration of the saved fit.
+    assert sum(line.startswith("iter") for line in lines) == model[-1].n_iter_
+    assert "3-fold cross-validation" in out
+
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.strip()}
+    assert 0.8 <= float(rows["accuracy"][0]) <= 1
+    assert 0 < float(rows["log"][1]) < 1  # "log loss  0.1234"
+    # Stratified hold-out of 30%: 15 rows of each species.
+    for species in ["setosa", "versicolor", "virginica"]:
+        precision, recall, support = rows[species]
+        assert 0 <= float(precision) <= 1 and 0 <= float(recall) <= 1
+        assert support == "15"
+
+
+def test_fit_prints_what_it_fitted(fitted):
+    _, out = fitted
+    assert "150 rows" in out
+    assert "1 one-hot encoded, 4 scaled" in out
+    assert "model saved to" in out
+
+
+def failing(*args):
+    run = sksoftmax(*args, check=False)
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    return run.stderr
+
+
+def test_missing_data_file(tmp_path):
+    err = failing("fit", tmp_path / "nope.csv", "--target", "y", "--out", "m.skops")
+    assert "no such file" in err and "nope.csv" in err
+
+
+def test_unknown_target_column(fitted):
+    folder, _ = fitted
+    err = failing(
+        "fit", folder / "iris.csv", "--target", "kind", "--out", folder / "m.skops"
+    )
+    assert "'kind'" in err and "'species'" in err
+
+
+def test_target_with_one_class(iris_table, tmp_path):
+    iris_table.assign(species="setosa").to_csv(tmp_path / "one.csv", index=False)
+    err = failing(
+        "fit", tmp_path / "one.csv", "--target", "species", "--out", tmp_path / "m"
+    )
+    assert "single class" in err and "'setosa'" in err
+
+
+def test_unreadable_model(fitted):
+    folder, _ = fitted
+    (folder / "garbage.skops").write_text("not a model")
+    err = failing("predict", folder / "garbage.skops", folder / "iris.csv")
+    assert "cannot read model" in err
+
+
+def test_data_without_a_fitted_column(iris_table, fitted):
+    folder, _ = fitted
+    iris_table.drop(columns="colour").to_csv(folder / "no_colour.csv", index=False)
+    err = failing("predict", folder / "model.skops", folder / "no_colour.csv")
+    assert "'colour'" in err
