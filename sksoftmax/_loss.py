@@ -87,17 +87,16 @@ class SoftmaxLoss:
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
         # Per-row weights s_i / S, the diagonal of D.
         self.weights = np.asarray(sample_weight, dtype=np.float64) / weight_sum
-        self._weights_x = self.weights.astype(self.dtype)
+        self._weights_x = self.weights.astype(self.dtype, copy=False)
         n_rows = max(64, _BLOCK_ENTRIES // n_classes)
         self._blocks = _row_slices(X, n_rows)
         # Position of each row's true-class logit in its flattened K x n_rows
         # block, so gather and scatter are one-dimensional takes.
-        self._target = np.concatenate(
-            [
-                self.y[rows] * (rows.stop - rows.start) + np.arange(rows.stop - rows.start)
-                for rows, _ in self._blocks
-            ]
-        )
+        index_type = np.int32 if n_rows * n_classes < 2**31 else np.intp
+        self._target = np.empty(n_samples, dtype=index_type)
+        for rows, _ in self._blocks:
+            self._target[rows] = self.y[rows] * (rows.stop - rows.start)
+            self._target[rows] += np.arange(rows.stop - rows.start, dtype=index_type)
         n_max = self._blocks[0][0].stop
         self._logits = np.empty((n_classes, n_max), dtype=self.dtype)
         self._rowwise = np.empty((n_max, n_classes), dtype=self.dtype)

@@ -1,0 +1,99 @@
+"""Cost of one loss-and-gradient evaluation against its floor.
+
+The floor is the work no implementation can skip: X @ W, one exp over the
+n x K block and X^T @ G, here with numpy at its defaults. scikit-learn's
+LinearModelLoss.loss_gradient (what its lbfgs calls) is timed alongside.
+Medians of interleaved repeats, in float64 and float32.
+
+The "layout" lines time the two ways of writing the logits of one block of
+rows, which SoftmaxLoss chooses between by dtype.
+
+    python benchmarks/evaluation.py [--n 100000] [--d 100] [--k 10] [--repeats 15]
+"""
+
+import argparse
+import time
+
+import numpy as np
+from sklearn._loss.loss import HalfMultinomialLoss
+from sklearn.linear_model._linear_loss import LinearModelLoss
+
+from _common import environment
+from sksoftmax._loss import SoftmaxLoss
+
+
+def median_times(cases, repeats):
+    times = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, run in cases.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def evaluation(n, d, k, dtype, repeats):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    y = rng.integers(0, k, size=n)
+    l2 = 1.0 / n
+    ours = SoftmaxLoss(X, y, k, np.ones(n), l2, True)
+    params = rng.normal(size=ours.n_params) * 0.1
+    W = ours.unpack(params)[0].astype(dtype)
+    block = np.empty((n, k), dtype=dtype)
+
+    def floor():
+        np.matmul(X, W, out=block)
+        np.exp(block, out=block)
+        return X.T @ block
+
+    theirs = LinearModelLoss(base_loss=HalfMultinomialLoss(n_classes=k), fit_intercept=True)
+    coef = np.asfortranarray(rng.normal(size=(k, d + 1)) * 0.1).astype(dtype).ravel("F")
+    y_float = y.astype(dtype)
+    cases = {
+        "floor": floor,
+        "ours": lambda: ours.loss_gradient(params),
+        "scikit-learn": lambda: theirs.loss_gradient(coef, X, y_float, None, l2_reg_strength=l2),
+    }
+    return median_times(cases, repeats)
+
+
+def layout(d, k, dtype, repeats, rows=3276):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(rows, d)).astype(dtype)
+    W = rng.normal(size=(d, k)).astype(dtype)
+    class_major = np.empty((k, rows), dtype=dtype)
+    row_major = np.empty((rows, k), dtype=dtype)
+
+    def via_rows():
+        np.matmul(X, W, out=row_major)
+        class_major[...] = row_major.T
+
+    cases = {
+        "rows x K product, transposed copy": via_rows,
+        "K x rows product": lambda: np.matmul(W.T, X.T, out=class_major),
+    }
+    return median_times({name: lambda f=f: [f() for _ in range(20)] for name, f in cases.items()}, repeats)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--d", type=int, default=100)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    print(environment())
+    print(f"\none evaluation, {args.n} x {args.d}, {args.k} classes (ms, ratio to floor)")
+    for dtype in [np.float64, np.float32]:
+        t = evaluation(args.n, args.d, args.k, dtype, args.repeats)
+        cells = ", ".join(f"{name} {s * 1e3:.1f} ({s / t['floor']:.2f}x)" for name, s in t.items())
+        print(f"  {np.dtype(dtype).name}: {cells}")
+    print("\nlayout of one block's logits, 3276 rows (ms per 20 products)")
+    for dtype in [np.float64, np.float32]:
+        t = layout(args.d, args.k, dtype, args.repeats)
+        print(f"  {np.dtype(dtype).name}: " + ", ".join(f"{n} {s * 1e3:.2f}" for n, s in t.items()))
+
+
+if __name__ == "__main__":
+    main()
