@@ -1,5 +1,6 @@
 """Behaviour of SoftmaxClassifier beyond agreement with scikit-learn."""
 
+import copy
 import pickle
 import re
 
@@ -18,6 +19,7 @@ from sksoftmax import SoftmaxClassifier
 from sksoftmax._loss import SoftmaxLoss
 
 TIGHT = dict(tol=1e-10, max_iter=20000)
+PREDICT_METHODS = ["predict", "predict_proba", "predict_log_proba", "decision_function"]
 
 
 @pytest.fixture
@@ -198,17 +200,37 @@ def test_pipeline_and_grid_search(iris):
     assert search.predict_proba(X).shape == (150, 3)
 
 
-def test_pickle_round_trip(iris):
+@pytest.mark.parametrize("round_trip", [
+    lambda clf: pickle.loads(pickle.dumps(clf)), copy.deepcopy,
+], ids=["pickle", "deepcopy"])
+def test_round_trips_keep_predictions_identical(iris, round_trip):
     X, y = iris
     clf = SoftmaxClassifier().fit(X, y)
-    clone = pickle.loads(pickle.dumps(clf))
-    np.testing.assert_array_equal(clone.predict_proba(X), clf.predict_proba(X))
+    clone = round_trip(clf)
+    for method in PREDICT_METHODS:
+        np.testing.assert_array_equal(
+            getattr(clone, method)(X), getattr(clf, method)(X)
+        )
+    assert clone.get_params() == clf.get_params()
 
 
 # --- bad input: each fails before any optimization with a message naming it ---
 
+@pytest.fixture
+def no_optimization(monkeypatch):
+    """Make any evaluation of the objective fail the test."""
+    def evaluated(*args, **kwargs):
+        raise AssertionError("the objective was evaluated before the input was checked")
+
+    monkeypatch.setattr(SoftmaxLoss, "loss_gradient", evaluated)
+    monkeypatch.setattr(SoftmaxLoss, "hessian_product", evaluated)
+
+
 def _fit(X, y, **kwargs):
     return SoftmaxClassifier().fit(X, y, **kwargs)
+
+
+_OBJECTS = np.array([[0.0, 1.0], [1.0, "x"]], dtype=object)
 
 
 @pytest.mark.parametrize(
@@ -228,29 +250,69 @@ def _fit(X, y, **kwargs):
          "at least one non-zero"),
         ([[0.0], [1.0]], [0, 1], {"sample_weight": [1.0]}, ValueError,
          r"sample_weight.shape == \(1,\), expected \(2,\)"),
+        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1.0, np.nan]}, ValueError,
+         "sample_weight contains NaN"),
+        ([[0.0], [1.0]], [0, 1], {"sample_weight": np.nan}, ValueError,
+         "sample_weight contains NaN"),
+        ([[0.0], [1.0]], [0, 1], {"sample_weight": [np.inf, 1.0]}, ValueError,
+         "sample_weight contains infinity"),
+        ([[0.0], [1.0]], [0, 1], {"sample_weight": np.inf}, ValueError,
+         "sample_weight contains infinity"),
+        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1e308, 1e308]}, ValueError,
+         "sum to infinity"),
+        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1e-320, 1e-320]}, ValueError,
+         "too small for the penalty strength"),
+        ([[0.0], [1.0], [2.0]], [0, 1, 1], {"sample_weight": [0.0, 1.0, 1.0]},
+         ValueError, "samples of class 0 have zero total weight"),
+        ([[0.0], [1.0], [2.0]], ["a", "b", "c"], {"sample_weight": [1.0, 0.0, 0.0]},
+         ValueError, r"samples of classes \['b', 'c'\] have zero total weight"),
+        ([[0.0], [1.0], [2.0]], [0.0, np.nan, 1.0], {}, ValueError,
+         "Input y contains NaN"),
+        ([[0.0], [1.0], [2.0]], np.array(["a", np.nan, "b"], dtype=object), {},
+         ValueError, "Input contains NaN"),
+        (np.array([[0.0, 1j], [1.0, 2.0]]), [0, 1], {}, ValueError,
+         "Complex data not supported"),
+        ([[0.0, 1j], [1.0, 2.0]], [0, 1], {}, TypeError, "not 'complex'"),
+        (_OBJECTS, [0, 1], {}, ValueError, "could not convert string to float: 'x'"),
+        (np.where(_OBJECTS == "x", {}, _OBJECTS), [0, 1], {}, TypeError,
+         "must be a string or a real number, not 'dict'"),
+        (np.where(_OBJECTS == "x", None, _OBJECTS), [0, 1], {}, ValueError,
+         "Input X contains NaN"),
     ],
 )
-def test_bad_input_raises_a_clear_error(X, y, kwargs, error, match):
+def test_bad_input_raises_a_clear_error(X, y, kwargs, error, match, no_optimization):
     with pytest.raises(error, match=match):
         _fit(X, y, **kwargs)
 
 
 @pytest.mark.parametrize("C", [0, -1.0, np.nan, "strong", None])
-def test_bad_C_is_rejected(C, iris):
+def test_bad_C_is_rejected(C, iris, no_optimization):
     with pytest.raises(ValueError, match="'C' parameter"):
         SoftmaxClassifier(C=C).fit(*iris)
 
 
-def test_class_weight_zeroing_every_sample_is_rejected(iris):
+@pytest.mark.parametrize(
+    "class_weight, sample_weight, match",
+    [
+        ({0: 0.0, 1: 0.0, 2: 0.0}, None, "sum to zero"),
+        ({0: 1.0, 7: 2.0}, None, r"class_weight has keys \[7\]"),
+        ({0: 1.0, "0": 2.0}, None, r"class_weight has keys \['0'\]"),
+        ({0: np.nan, 1: 1.0}, None, r"finite non-negative numbers; got \{0: nan\}"),
+        ({0: 1.0, 1: np.inf}, None, r"finite non-negative numbers; got \{1: inf\}"),
+        ({0: 1.0, 2: -0.5}, None, r"finite non-negative numbers; got \{2: -0.5\}"),
+        ({1: "heavy"}, None, r"finite non-negative numbers; got \{1: 'heavy'\}"),
+        ({1: 0.0}, None, r"class 1 have zero total weight \(sample_weight times"),
+        ("balanced", np.repeat([1.0, 0.0, 1.0], 50),
+         r"class 1 have zero total weight \(sample_weight\)"),
+    ],
+)
+def test_bad_class_weight_is_named(iris, class_weight, sample_weight, match,
+                                   no_optimization):
     X, y = iris
-    with pytest.raises(ValueError, match="sum to zero"):
-        SoftmaxClassifier(class_weight={0: 0.0, 1: 0.0, 2: 0.0}).fit(X, y)
-
-
-def test_unknown_class_weight_key_is_named(iris):
-    X, y = iris
-    with pytest.raises(ValueError, match=r"class_weight has keys \[7\]"):
-        SoftmaxClassifier(class_weight={0: 1.0, 7: 2.0}).fit(X, y)
+    with pytest.raises(ValueError, match=match):
+        SoftmaxClassifier(class_weight=class_weight).fit(
+            X, y, sample_weight=sample_weight
+        )
 
 
 def test_predict_before_fit_and_wrong_width(iris):
