@@ -7,14 +7,12 @@ import re
 import numpy as np
 import pytest
 from scipy import sparse
-from scipy.optimize import approx_fprime
 from sklearn.datasets import load_iris, load_wine, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from _reference import objective
 from sksoftmax import SoftmaxClassifier
 from sksoftmax._loss import SoftmaxLoss
 
@@ -25,31 +23,6 @@ PREDICT_METHODS = ["predict", "predict_proba", "predict_log_proba", "decision_fu
 @pytest.fixture
 def iris():
     return load_iris(return_X_y=True)
-
-
-@pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("l2", [0.0, 0.3])
-def test_gradient_matches_finite_differences(fit_intercept, l2):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 5))
-    y = rng.integers(0, 4, size=40)
-    sw = rng.uniform(0.2, 2.0, size=40)
-    loss = SoftmaxLoss(X, y, 4, sw, l2, fit_intercept)
-    params = rng.normal(size=loss.n_params)
-    if not fit_intercept:
-        params[-4:] = 0.0
-
-    def value(p):
-        W, b = loss.unpack(p)
-        reference = objective(X, y, W.T, b, sw, np.inf)
-        return reference + 0.5 * l2 * np.sum(W**2)
-
-    numeric = approx_fprime(params, value, 1e-7)
-    if not fit_intercept:
-        numeric[-4:] = 0.0
-    f, grad = loss.loss_gradient(params)
-    assert f == pytest.approx(value(params), rel=1e-12)
-    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
 
 
 def test_probabilities_finite_for_huge_features(iris):
@@ -85,16 +58,6 @@ def test_permuting_labels_permutes_coefficient_rows(iris):
     np.testing.assert_allclose(b.coef_, a.coef_[order], atol=1e-6)
     np.testing.assert_allclose(b.intercept_, a.intercept_[order], atol=1e-6)
     np.testing.assert_array_equal(b.classes_, ["a", "b", "c"])
-
-
-def test_integer_weights_equal_duplicated_rows():
-    X, y = make_classification(n_samples=120, n_features=6, n_informative=4,
-                               n_classes=3, random_state=0)
-    sw = np.random.default_rng(1).integers(0, 3, size=len(y))
-    weighted = SoftmaxClassifier(**TIGHT).fit(X, y, sample_weight=sw)
-    repeated = SoftmaxClassifier(**TIGHT).fit(np.repeat(X, sw, axis=0), np.repeat(y, sw))
-    np.testing.assert_allclose(weighted.coef_, repeated.coef_, atol=1e-6)
-    np.testing.assert_allclose(weighted.intercept_, repeated.intercept_, atol=1e-6)
 
 
 @pytest.mark.parametrize("as_sparse", [False, True])
@@ -322,23 +285,3 @@ def test_predict_before_fit_and_wrong_width(iris):
     clf = SoftmaxClassifier().fit(X, y)
     with pytest.raises(ValueError, match="X has 3 features"):
         clf.predict_proba(X[:, :3])
-
-
-@pytest.mark.parametrize("fit_intercept", [True, False])
-def test_hessian_product_matches_finite_differences_of_gradient(fit_intercept):
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(50, 4))
-    y = rng.integers(0, 3, size=50)
-    loss = SoftmaxLoss(X, y, 3, rng.uniform(0.5, 2.0, size=50), 0.2, fit_intercept)
-    params = rng.normal(size=loss.n_params)
-    direction = rng.normal(size=loss.n_params)
-    if not fit_intercept:
-        params[-3:] = direction[-3:] = 0.0
-    value, grad, hessp = loss.hessian_product(params)
-    same_value, same_grad = loss.loss_gradient(params)
-    assert value == same_value
-    np.testing.assert_array_equal(grad, same_grad)
-    eps = 1e-6
-    numeric = (loss.loss_gradient(params + eps * direction)[1]
-               - loss.loss_gradient(params - eps * direction)[1]) / (2 * eps)
-    np.testing.assert_allclose(hessp(direction), numeric, rtol=1e-6, atol=1e-8)
