@@ -135,6 +135,7 @@ def _separable_data():
     return {
         "blobs": three_blobs,
         "iris-setosa-vs-versicolor": (iris_X[:100], iris_y[:100]),
+        "sparse-float32": (sparse.csr_matrix(_f32(iris_X[:100])), iris_y[:100]),
         "one-sample-per-class": (iris_X[[0, 50, 100]], iris_y[[0, 50, 100]]),
         "d>n": wide,
     }
@@ -145,7 +146,11 @@ def _separable_data():
 def test_unpenalized_fit_on_separable_data_warns(name, fit_intercept):
     X, y = _separable_data()[name]
     if not fit_intercept:
-        X = np.c_[X, np.ones(len(X))]
+        ones = np.ones((X.shape[0], 1), dtype=X.dtype)
+        if sparse.issparse(X):
+            X = sparse.hstack([X, ones], format="csr")
+        else:
+            X = np.c_[X, ones]
     clf = SoftmaxClassifier(C=np.inf, fit_intercept=fit_intercept)
     with pytest.warns(PerfectSeparationWarning) as record:
         clf.fit(X, y)
