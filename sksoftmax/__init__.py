@@ -2,7 +2,13 @@
 
 from ._classifier import SoftmaxClassifier
 from ._onnx import register_onnx_converter
+from ._separation import PerfectSeparationWarning
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["SoftmaxClassifier", "register_onnx_converter", "__version__"]
+__all__ = [
+    "PerfectSeparationWarning",
+    "SoftmaxClassifier",
+    "register_onnx_converter",
+    "__version__",
+]

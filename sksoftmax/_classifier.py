@@ -7,6 +7,7 @@ import numpy as np
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.extmath import safe_sparse_dot
@@ -14,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._loss import SoftmaxLoss
+from ._separation import PerfectSeparationWarning, separates
 from ._solvers import lbfgs, newton_cg
 
 _SOLVERS = {"lbfgs": lbfgs, "newton-cg": newton_cg}
@@ -202,34 +204,75 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=2,
             )
         W, b = loss.unpack(result.params)
+        if np.isinf(self.C):
+            self._warn_if_separated(X, y_codes, sample_weight, W, b)
         self.coef_ = np.ascontiguousarray(W.T, dtype=X.dtype)
         self.intercept_ = b.astype(X.dtype)
         self.n_iter_ = result.n_iter
         return self
 
     def _effective_weights(self, sample_weight, X, y, classes, y_codes):
-        """Sample weight times class weight, validated."""
+        """Sample weight times class weight, validated.
+
+        Every class needs a positive total weight: nothing else in the data
+        bounds its unpenalized intercept, which would diverge to -inf.
+        """
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
+        # A scalar sample_weight bypasses the array checks.
+        assert_all_finite(sample_weight, input_name="sample_weight")
+        _check_every_class_weighted(sample_weight, y_codes, classes, "sample_weight")
         if self.class_weight is not None:
             if isinstance(self.class_weight, dict):
-                unknown = set(self.class_weight) - set(classes.tolist())
-                if unknown:
-                    raise ValueError(
-                        f"class_weight has keys {sorted(unknown, key=str)} that are "
-                        f"not labels of y; the labels are {classes.tolist()}."
-                    )
+                _check_class_weight_dict(self.class_weight, classes)
             per_class = compute_class_weight(
                 self.class_weight, classes=classes, y=y, sample_weight=sample_weight
             )
             sample_weight = sample_weight * per_class[y_codes]
-        if not np.sum(sample_weight) > 0:
+        # Overflow is reported below, not warned about.
+        with np.errstate(over="ignore", divide="ignore"):
+            weight_sum = np.sum(sample_weight)
+            l2_reg_strength = 1.0 / (self.C * weight_sum)
+        if not weight_sum > 0:
             raise ValueError(
                 "The effective sample weights (sample_weight times class_weight) "
                 "sum to zero; at least one sample needs a positive weight."
             )
+        _check_every_class_weighted(
+            sample_weight, y_codes, classes, "sample_weight times class_weight"
+        )
+        if not np.isfinite(weight_sum):
+            raise ValueError(
+                "The effective sample weights sum to infinity; divide them by a "
+                "common factor (and C by the same factor to keep the fit)."
+            )
+        if not np.isfinite(l2_reg_strength):
+            raise ValueError(
+                f"C={self.C:g} times the sum of the effective sample weights, "
+                f"{weight_sum:g}, is too small for the penalty strength "
+                "1 / (C * sum) to be a finite float; increase C or the weights."
+            )
         return sample_weight
+
+    def _warn_if_separated(self, X, y_codes, sample_weight, W, b):
+        """Issue a PerfectSeparationWarning when the unpenalized fit separates."""
+        logits = safe_sparse_dot(X, W.astype(X.dtype, copy=False))
+        if self.fit_intercept:
+            logits += b.astype(X.dtype, copy=False)
+        if separates(logits, y_codes, sample_weight):
+            warnings.warn(
+                "The classes are perfectly separated: the fitted coefficients "
+                "classify every training sample correctly, so with C=np.inf the "
+                "maximum-likelihood estimate does not exist (the loss keeps "
+                "falling as the coefficients grow). The coefficients returned are "
+                "finite only because the solver stopped at tol; their size is "
+                "arbitrary, though predictions are right. Use a finite C, e.g. "
+                "C=1.0, for well-defined coefficients.",
+                PerfectSeparationWarning,
+                # Past this method, fit and its validation wrapper.
+                stacklevel=4,
+            )
 
     def _starting_point(self, loss, classes, y_codes):
         """Previous solution under warm_start, else W = 0 and b = log priors."""
@@ -324,3 +367,33 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
         """
         return log_softmax(self._logits(X), axis=1)
+
+
+def _check_class_weight_dict(class_weight, classes):
+    unknown = set(class_weight) - set(classes.tolist())
+    if unknown:
+        raise ValueError(
+            f"class_weight has keys {sorted(unknown, key=str)} that are "
+            f"not labels of y; the labels are {classes.tolist()}."
+        )
+    bad = {
+        label: weight
+        for label, weight in class_weight.items()
+        if not (isinstance(weight, Real) and np.isfinite(weight) and weight >= 0)
+    }
+    if bad:
+        raise ValueError(
+            f"class_weight values must be finite non-negative numbers; got {bad}."
+        )
+
+
+def _check_every_class_weighted(sample_weight, y_codes, classes, source):
+    totals = np.bincount(y_codes, weights=sample_weight, minlength=classes.shape[0])
+    empty = classes[totals == 0].tolist()
+    if empty:
+        which = f"class {empty[0]!r}" if len(empty) == 1 else f"classes {empty}"
+        raise ValueError(
+            f"The samples of {which} have zero total weight ({source}): nothing "
+            "in the data determines that class's probability. Drop those samples "
+            "or give them a positive weight."
+        )

@@ -119,12 +119,16 @@ class SoftmaxLoss:
         mean, var : ndarray of shape (n_features,), float64
             Under the weights ``s_i / S``.
         """
+        # Squares accumulate in float64: in float32 they overflow once
+        # |x| > 1.8e19, a valid feature value.
         if sparse.issparse(self.X):
             mean = self.X.T @ self._weights_x
-            mean_sq = self.X.power(2).T @ self._weights_x
+            mean_sq = self.X.power(2, dtype=np.float64).T @ self.weights
         else:
             mean = self._weights_x @ self.X
-            mean_sq = np.einsum("ij,ij,i->j", self.X, self.X, self._weights_x)
+            mean_sq = np.einsum(
+                "ij,ij,i->j", self.X, self.X, self.weights, dtype=np.float64
+            )
         mean = np.asarray(mean, dtype=np.float64)
         var = np.maximum(np.asarray(mean_sq, dtype=np.float64) - mean**2, 0.0)
         return mean, var
