@@ -6,6 +6,7 @@ A solver takes a loss object and a starting point and returns a
 
 import functools
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,9 +44,8 @@ class SolverResult:
     message: str
 
 
-@functools.cache
-def _scipy_own_blas():
-    """Thread pools of the BLAS that scipy's wheel bundles apart from numpy's.
+class _ScipyBlasSingleThreaded:
+    """Context: the BLAS that scipy's wheel bundles apart from numpy's, 1 thread.
 
     L-BFGS-B's updates are BLAS-1/2 calls on vectors of n_params entries, too
     small to gain from threads. When numpy and scipy each ship an OpenBLAS,
@@ -55,15 +55,42 @@ def _scipy_own_blas():
     scipy's pool single-threaded removes that and leaves numpy's BLAS, which
     does the heavy X @ W, untouched. Where both share one library nothing is
     selected.
+
+    Thread limits are global to the process, so fits running concurrently
+    share one limit: the first to enter sets it, the last to leave restores
+    the original.
     """
-    scipy_libs = os.path.dirname(scipy.__file__) + ".libs"
-    controller = ThreadpoolController()
-    own = [
-        lib.filepath
-        for lib in controller.lib_controllers
-        if lib.user_api == "blas" and lib.filepath.startswith(scipy_libs)
-    ]
-    return controller.select(filepath=own)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limiter = None
+
+    @functools.cached_property
+    def _pools(self):
+        scipy_libs = os.path.dirname(scipy.__file__) + ".libs"
+        controller = ThreadpoolController()
+        own = [
+            lib.filepath
+            for lib in controller.lib_controllers
+            if lib.user_api == "blas" and lib.filepath.startswith(scipy_libs)
+        ]
+        return controller.select(filepath=own)
+
+    def __enter__(self):
+        with self._lock:
+            if self._users == 0:
+                self._limiter = self._pools.limit(limits=1)
+            self._users += 1
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limiter.restore_original_limits()
+
+
+_scipy_blas_single_threaded = _ScipyBlasSingleThreaded()
 
 
 # Typical curvature of the cross-entropy per unit of feature variance near a
@@ -166,7 +193,7 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
         if grad_max <= tol:
             raise StopIteration
 
-    with _scipy_own_blas().limit(limits=1):
+    with _scipy_blas_single_threaded:
         result = minimize(
             problem,
             problem.from_original(params0),

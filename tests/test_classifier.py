@@ -285,3 +285,23 @@ def test_predict_before_fit_and_wrong_width(iris):
     clf = SoftmaxClassifier().fit(X, y)
     with pytest.raises(ValueError, match="X has 3 features"):
         clf.predict_proba(X[:, :3])
+
+
+def test_concurrent_fits_leave_blas_thread_counts_unchanged(iris):
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    def counts():
+        return sorted((lib["filepath"], lib["num_threads"]) for lib in threadpool_info())
+
+    X, y = iris
+    before = counts()
+    threads = [
+        threading.Thread(target=SoftmaxClassifier().fit, args=(X, y)) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counts() == before
