@@ -27,7 +27,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     The model is ``P(y=k | x) = softmax(W^T x + b)_k``. It minimizes exactly
     the objective of scikit-learn's
     :class:`~sklearn.linear_model.LogisticRegression` with its multinomial
-    loss: the weighted mean cross-entropy plus ``||W||^2 / (2 C S)``, where
+    loss: the weighted mean cross-entropy plus
+    ``[(1 - l1_ratio) / 2 * ||W||^2 + l1_ratio * ||W||_1] / (C S)``, where
     ``S`` is the sum of the sample weights. Every class has its own row of
     coefficients (the symmetric parameterization) and the intercept is never
     penalized.
@@ -37,6 +38,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     C : float, default=1.0
         Inverse regularization strength, a positive float. ``np.inf`` fits
         without a penalty.
+    l1_ratio : float, default=0.0
+        Elastic-net mixing in ``[0, 1]``: 0 is the L2 penalty, 1 the L1
+        (lasso) penalty. With ``l1_ratio > 0`` many coefficients are exactly
+        zero. Needs ``solver="lbfgs"``, which then optimizes the split
+        ``W = U - V`` with ``U, V >= 0`` under bounds.
     fit_intercept : bool, default=True
         Whether to fit one intercept per class.
     class_weight : dict or "balanced", default=None
@@ -107,6 +113,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "C": [Interval(Real, 0, None, closed="right")],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "fit_intercept": ["boolean"],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "solver": [StrOptions(set(_SOLVERS))],
@@ -120,6 +127,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self,
         C=1.0,
         *,
+        l1_ratio=0.0,
         fit_intercept=True,
         class_weight=None,
         solver="lbfgs",
@@ -129,6 +137,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         verbose=0,
     ):
         self.C = C
+        self.l1_ratio = l1_ratio
         self.fit_intercept = fit_intercept
         self.class_weight = class_weight
         self.solver = solver
@@ -178,20 +187,32 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             )
         sample_weight = self._effective_weights(sample_weight, X, y, classes, y_codes)
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
-        l2_reg_strength = 0.0 if np.isinf(self.C) else 1.0 / (self.C * weight_sum)
+        penalty = 0.0 if np.isinf(self.C) else 1.0 / (self.C * weight_sum)
+        l1_reg_strength = self.l1_ratio * penalty
+        if l1_reg_strength > 0 and self.solver != "lbfgs":
+            raise ValueError(
+                f"l1_ratio={self.l1_ratio:g} needs solver='lbfgs'; "
+                f"solver={self.solver!r} supports only the L2 penalty (l1_ratio=0)."
+            )
 
         loss = SoftmaxLoss(
             X,
             y_codes,
             n_classes=classes.shape[0],
             sample_weight=sample_weight,
-            l2_reg_strength=l2_reg_strength,
+            l2_reg_strength=(1.0 - self.l1_ratio) * penalty,
             fit_intercept=self.fit_intercept,
         )
         params0 = self._starting_point(loss, classes, y_codes)
         self.classes_ = classes
+        options = {"l1_reg_strength": l1_reg_strength} if l1_reg_strength else {}
         result = _SOLVERS[self.solver](
-            loss, params0, tol=self.tol, max_iter=self.max_iter, verbose=self.verbose
+            loss,
+            params0,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            verbose=self.verbose,
+            **options,
         )
         if not result.converged:
             warnings.warn(

@@ -174,6 +174,82 @@ class _StandardizedProblem:
         self.evaluate(params_std)
         return self._transpose_map(self._hessp(self.to_original(direction_std)))
 
+    @property
+    def objective(self):
+        """Objective at the last point, in original coordinates."""
+        return self.value
+
+    def stationarity(self):
+        """Largest absolute gradient entry at the last point (what tol bounds)."""
+        return float(np.max(np.abs(self.grad)))
+
+
+class _L1Split:
+    """Elastic net through the split ``W' = U - V`` with ``U, V >= 0``.
+
+    On that orthant ``lambda_1 * ||W||_1`` is the linear ``lambda_1 * sum(U + V)``,
+    so the objective stays smooth and L-BFGS-B handles the bounds. A
+    coefficient is exactly zero when both halves sit on their bound, which is
+    where L-BFGS-B leaves them when the smooth gradient is below the penalty:
+    no thresholding. It wraps a ``_StandardizedProblem``, whose scaling keeps
+    signs, so the bounds read the same in both coordinates; the L1 weight of
+    row j becomes ``lambda_1 / sigma_j`` there.
+    """
+
+    second_order = False
+
+    def __init__(self, problem, l1_reg_strength):
+        self.problem = problem
+        self.l1_reg_strength = l1_reg_strength
+        loss = problem.loss
+        self._n_coef = loss.n_features * loss.n_classes
+        self._l1_std = np.repeat(l1_reg_strength / problem.std, loss.n_classes)
+        self.bounds = [(0.0, None)] * (2 * self._n_coef) + [(None, None)] * loss.n_classes
+
+    def _merge(self, x):
+        n = self._n_coef
+        return np.concatenate([x[:n] - x[n : 2 * n], x[2 * n :]])
+
+    def from_original(self, params):
+        params_std = self.problem.from_original(params)
+        coef = params_std[: self._n_coef]
+        return np.concatenate(
+            [np.maximum(coef, 0.0), np.maximum(-coef, 0.0), params_std[self._n_coef :]]
+        )
+
+    def __call__(self, x):
+        n = self._n_coef
+        value, grad = self.problem(self._merge(x))
+        value += np.dot(self._l1_std, x[:n]) + np.dot(self._l1_std, x[n : 2 * n])
+        grad_coef = grad[:n]
+        return value, np.concatenate(
+            [grad_coef + self._l1_std, self._l1_std - grad_coef, grad[n:]]
+        )
+
+    def evaluate(self, x):
+        self.problem.evaluate(self._merge(x))
+
+    @property
+    def params(self):
+        return self.problem.params
+
+    @property
+    def objective(self):
+        coef = self.params[: self._n_coef]
+        return self.problem.value + self.l1_reg_strength * float(np.sum(np.abs(coef)))
+
+    def stationarity(self):
+        """Largest entry of the minimum-norm subgradient, in original coordinates."""
+        grad = self.problem.grad.copy()
+        coef, grad_coef = self.params[: self._n_coef], grad[: self._n_coef]
+        l1 = self.l1_reg_strength
+        grad_coef[...] = np.where(
+            coef != 0.0,
+            grad_coef + l1 * np.sign(coef),
+            np.sign(grad_coef) * np.maximum(np.abs(grad_coef) - l1, 0.0),
+        )
+        return float(np.max(np.abs(grad)))
+
 
 def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
     """Run scipy's ``method`` on ``problem``, stopping on the original gradient."""
@@ -183,10 +259,10 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
         nonlocal iteration
         iteration += 1
         problem.evaluate(intermediate_result.x)
-        grad_max = np.max(np.abs(problem.grad))
+        grad_max = problem.stationarity()
         if verbose:
             print(
-                f"iter {iteration:5d}  objective {problem.value:.12g}  "
+                f"iter {iteration:5d}  objective {problem.objective:.12g}  "
                 f"max|grad| {grad_max:.3e}",
                 flush=True,
             )
@@ -200,17 +276,18 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
             method=method,
             jac=True,
             hessp=problem.hessp if problem.second_order else None,
+            bounds=getattr(problem, "bounds", None),
             callback=callback,
             options={"maxiter": max_iter, **options},
         )
     problem.evaluate(result.x)
-    grad_max = float(np.max(np.abs(problem.grad)))
+    grad_max = problem.stationarity()
     # Status 0 without a small gradient means no further decrease was
     # possible at float precision, where more iterations cannot help.
     converged = grad_max <= tol or result.status == 0
     return SolverResult(
         params=problem.params,
-        value=problem.value,
+        value=problem.objective,
         grad_max=grad_max,
         n_iter=int(min(result.nit, max_iter)),
         converged=converged,
@@ -218,12 +295,13 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
     )
 
 
-def lbfgs(loss, params0, *, tol, max_iter, verbose=0):
+def lbfgs(loss, params0, *, tol, max_iter, verbose=0, l1_reg_strength=0.0):
     """Minimize ``loss`` with scipy's L-BFGS-B on one fused value+gradient call.
 
     The iterations run in standardized coordinates (see
     ``_StandardizedProblem``); the stopping rule is on the gradient in the
-    original ones, scikit-learn's ``tol``.
+    original ones, scikit-learn's ``tol``. With an L1 term the coefficients
+    are split into bounded halves (see ``_L1Split``).
 
     Parameters
     ----------
@@ -231,18 +309,25 @@ def lbfgs(loss, params0, *, tol, max_iter, verbose=0):
     params0 : ndarray of shape (loss.n_params,)
         Starting point.
     tol : float
-        Stop once the largest absolute gradient entry is at most ``tol``.
+        Stop once the largest absolute gradient entry is at most ``tol``;
+        with an L1 term, the largest entry of the minimum-norm subgradient,
+        i.e. of the projected gradient.
     max_iter : int
         Maximum number of iterations.
     verbose : int
         When positive, print one line per iteration.
+    l1_reg_strength : float, default=0.0
+        Coefficient of ``||W||_1`` added to the loss's objective.
 
     Returns
     -------
     SolverResult
     """
+    problem = _StandardizedProblem(loss)
+    if l1_reg_strength > 0.0:
+        problem = _L1Split(problem, l1_reg_strength)
     return _minimize(
-        _StandardizedProblem(loss),
+        problem,
         params0,
         method="L-BFGS-B",
         tol=tol,
