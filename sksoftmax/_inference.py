@@ -284,7 +284,7 @@ class SoftmaxInferenceResults:
             ("AIC:", f"{self.aic:.4f}"),
             ("BIC:", f"{self.bic:.4f}"),
         ]
-        lines = ["Softmax regression results".center(width), "=" * width]
+        lines = ["Softmax regression results".center(width).rstrip(), "=" * width]
         for i in range(max(len(left), len(right))):
             lk, lv = left[i] if i < len(left) else ("", "")
             rk, rv = right[i] if i < len(right) else ("", "")

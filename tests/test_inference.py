@@ -4,8 +4,11 @@ statsmodels' MNLogit (Newton, tight tolerance) is the oracle without a
 penalty; with one, finite differences of an independent contrast objective.
 """
 
+import doctest
+import runpy
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -378,3 +381,27 @@ def test_to_frame_without_pandas(monkeypatch):
     with pytest.raises(ImportError, match="to_frame requires pandas"):
         res.to_frame()
     assert "class = 1" in res.summary()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_user_guide_examples():
+    failures, _ = doctest.testfile(
+        str(ROOT / "docs" / "inference.rst"),
+        module_relative=False,
+        optionflags=doctest.ELLIPSIS,
+        verbose=False,
+    )
+    assert failures == 0
+
+
+def test_gallery_example_runs(monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda: None)
+    namespace = runpy.run_path(str(ROOT / "examples" / "plot_coefficients_ci.py"))
+    assert len(namespace["fig"].axes) == 2
+    plt.close("all")
