@@ -73,9 +73,9 @@ class SoftmaxInferenceResults:
         ``x0, x1, ...``.
     coef, coef_se, coef_z, coef_pvalue : ndarray of shape (n_classes - 1, n_features)
         Estimates, standard errors, z statistics and two-sided p-values.
-    intercept, intercept_se, intercept_z, intercept_pvalue : ndarray of shape (n_classes - 1,)
-        The same for the intercepts. Without an intercept, ``intercept`` is
-        zero and the others are NaN.
+    intercept, intercept_se, intercept_z, intercept_pvalue : ndarray
+        The same for the intercepts, of shape (n_classes - 1,). Without an
+        intercept, ``intercept`` is zero and the others are NaN.
     cov_params : ndarray of shape (n_params, n_params)
         Covariance of all parameters, ordered class by class following
         ``classes``, each class as ``[intercept, coef...]`` (no intercept

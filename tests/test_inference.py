@@ -97,19 +97,28 @@ def assert_matches_mnlogit(res, ref, intercept=True, atol=1e-6, rtol_se=1e-5):
 def test_anes96_default_settings_match_statsmodels(anes96):
     X, y = anes96
     clf = SoftmaxClassifier(C=np.inf).fit(X, y)
-    fitted = clf.coef_.copy(), clf.intercept_.copy()
+    fitted_coef, fitted_intercept = clf.coef_.copy(), clf.intercept_.copy()
     res = clf.inference(X, y)
     # The issue asks for 1e-4 on coefficients and 1e-3 on standard errors;
-    # the polished optimum does far better.
+    # at the polished optimum the agreement is far closer.
     assert_matches_mnlogit(res, mnlogit(X, y))
     assert_array_equal(res.classes, np.unique(y)[1:])
     assert res.reference_class == 0.0
-    # Default L-BFGS stops about 1e-4 from the optimum on these unscaled
-    # columns: inference polishes a copy and says so.
-    assert res.polished and res.n_newton_steps >= 1
-    assert 1e-6 < res.polish_shift < 1e-2
-    assert_array_equal(clf.coef_, fitted[0])
-    assert_array_equal(clf.intercept_, fitted[1])
+    # The estimator is untouched; the results say how far they moved from it.
+    assert_array_equal(clf.coef_, fitted_coef)
+    assert_array_equal(clf.intercept_, fitted_intercept)
+    moved = np.max(np.abs(res.coef - (fitted_coef[1:] - fitted_coef[0])))
+    assert res.polish_shift >= moved
+    assert res.polished == (res.n_newton_steps > 0) == (res.polish_shift > 0)
+
+
+def test_inference_polishes_a_fit_stopped_early(anes96):
+    X, y = anes96
+    clf = SoftmaxClassifier(C=np.inf, tol=1e-2).fit(X, y)
+    res = clf.inference(X, y)
+    assert res.polished and res.n_newton_steps >= 1 and res.polish_shift > 1e-4
+    assert_matches_mnlogit(res, mnlogit(X, y))
+    assert f"{res.n_newton_steps} step" in res.summary()
 
 
 def test_anes96_another_reference_class(anes96):
