@@ -281,7 +281,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         if reference_class is None:
             reference_class = self.classes_[0]
         reference = np.flatnonzero(self.classes_ == reference_class)
-        if reference.size != 1:
+        if np.ndim(reference_class) != 0 or reference.size != 1:
             raise ValueError(
                 f"reference_class={reference_class!r} is not one of the classes "
                 f"{self.classes_.tolist()}."
