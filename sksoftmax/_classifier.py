@@ -8,12 +8,13 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import assert_all_finite
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._inference import softmax_inference
 from ._loss import SoftmaxLoss
 from ._separation import PerfectSeparationWarning, separates
 from ._solvers import lbfgs, newton_cg
@@ -231,6 +232,119 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.intercept_ = b.astype(X.dtype)
         self.n_iter_ = result.n_iter
         return self
+
+    @validate_params(
+        {
+            "X": ["array-like", "sparse matrix"],
+            "y": ["array-like"],
+            "sample_weight": ["array-like", None],
+            "cov_type": [StrOptions({"nonrobust", "HC0"})],
+            "alpha": [Interval(Real, 0, 1, closed="neither")],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def inference(
+        self, X, y, sample_weight=None, *, reference_class=None,
+        cov_type="nonrobust", alpha=0.05,
+    ):
+        """Standard errors, tests and confidence intervals of the coefficients.
+
+        Call it with the training data. The symmetric coefficients are not
+        identified without a penalty, so the results are for contrasts
+        against a reference class: ``coef_[k] - coef_[ref]``. The covariance
+        is the inverse of the exact Hessian of the negative log-likelihood in
+        that parameterization; with a finite ``C`` it includes the penalty
+        and is the Laplace approximation of the posterior under the Gaussian
+        prior ``W ~ N(0, C)``, not the covariance of a maximum likelihood
+        estimate. If the fitted parameters are further than ``1e-6`` standard
+        errors (one Newton step) from the optimum, Newton steps polish a copy
+        of them first; the estimator is not modified.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The training data.
+        y : array-like of shape (n_samples,)
+            The training labels; every class of ``classes_`` must occur.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: a weight of 2 counts like a duplicated row.
+            Class weights multiply them, as in ``fit``.
+        reference_class : label, default=None
+            The class whose coefficients are fixed at zero; ``None`` means
+            ``classes_[0]``.
+        cov_type : {"nonrobust", "HC0"}, default="nonrobust"
+            ``"nonrobust"``: inverse Hessian. ``"HC0"``: the sandwich
+            estimator, robust to a misspecified model.
+        alpha : float, default=0.05
+            Default level of the confidence intervals in the results.
+
+        Returns
+        -------
+        results : SoftmaxInferenceResults
+            Estimates, standard errors, z statistics, p-values, confidence
+            intervals, likelihood statistics, ``summary()`` and
+            ``to_frame()``. Parameters that are not identified (collinear
+            columns, separated classes) are NaN, with a warning.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = SoftmaxClassifier(C=10.0).fit(X, y)
+        >>> res = clf.inference(X, y)
+        >>> res.coef.shape, res.intercept.shape
+        ((2, 4), (2,))
+        >>> res.coef_se.round(1)
+        array([[3.2, 2.9, 2.2, 3.6],
+               [3.3, 3.1, 2.6, 3.7]])
+        """
+        check_is_fitted(self)
+        if self.l1_ratio > 0 and np.isfinite(self.C):
+            raise ValueError(
+                f"inference needs a twice-differentiable objective, and the L1 part "
+                f"of l1_ratio={self.l1_ratio:g} has no Hessian at its zeros; its "
+                "standard errors would ignore that the zeros were selected from "
+                "the data. Refit with l1_ratio=0 (on the selected features) first."
+            )
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
+        )
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"y has labels {unknown.tolist()} that the model was not fitted "
+                f"on; its classes are {self.classes_.tolist()}."
+            )
+        codes = np.searchsorted(self.classes_, y)
+        if reference_class is None:
+            reference_class = self.classes_[0]
+        reference = np.flatnonzero(self.classes_ == reference_class)
+        if np.ndim(reference_class) != 0 or reference.size != 1:
+            raise ValueError(
+                f"reference_class={reference_class!r} is not one of the classes "
+                f"{self.classes_.tolist()}."
+            )
+        sample_weight = self._effective_weights(
+            sample_weight, X, y, self.classes_, codes
+        )
+        feature_names = getattr(self, "feature_names_in_", None)
+        if feature_names is None:
+            feature_names = np.array([f"x{j}" for j in range(self.n_features_in_)])
+        return softmax_inference(
+            X,
+            codes,
+            sample_weight,
+            self.coef_.astype(np.float64),
+            self.intercept_.astype(np.float64),
+            classes=self.classes_,
+            reference=int(reference[0]),
+            C=self.C,
+            fit_intercept=self.fit_intercept,
+            feature_names=feature_names,
+            cov_type=cov_type,
+            alpha=alpha,
+        )
 
     def _effective_weights(self, sample_weight, X, y, classes, y_codes):
         """Sample weight times class weight, validated.

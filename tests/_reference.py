@@ -46,3 +46,50 @@ def effective_weights(y, sample_weight=None, class_weight=None):
             class_weight, classes=classes, y=y, sample_weight=sw
         )[codes]
     return codes, sw
+
+
+def _contrast_logits(theta, X, reference, n_classes, fit_intercept):
+    """Logits (n, K) of contrasts theta (K-1, q), rows [intercept, coef...]."""
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
+    design = np.column_stack([np.ones(len(X)), X]) if fit_intercept else X
+    others = [k for k in range(n_classes) if k != reference]
+    logits = np.zeros((len(X), n_classes))
+    logits[:, others] = design @ np.asarray(theta).T
+    return logits, design, others
+
+
+def contrast_objective(theta, X, y_codes, sample_weight, C, reference, n_classes,
+                       fit_intercept=True):
+    """Summed negative log-likelihood plus the symmetric penalty, in contrasts.
+
+    The penalty is that of the class-centred symmetric coefficients,
+    ``||W - mean_k W||^2 / (2 C)`` with ``W`` the contrasts and a zero row
+    for the reference class.
+    """
+    logits, _, _ = _contrast_logits(theta, X, reference, n_classes, fit_intercept)
+    row_loss = logsumexp(logits, axis=1) - logits[np.arange(len(y_codes)), y_codes]
+    value = np.dot(sample_weight, row_loss)
+    if np.isfinite(C):
+        beta = np.asarray(theta)[:, 1:] if fit_intercept else np.asarray(theta)
+        W = np.vstack([np.zeros(beta.shape[1]), beta])
+        value += np.sum((W - W.mean(axis=0)) ** 2) / (2 * C)
+    return value
+
+
+def contrast_gradient(theta, X, y_codes, sample_weight, C, reference, n_classes,
+                      fit_intercept=True):
+    """Gradient of ``contrast_objective`` with respect to theta (K-1, q)."""
+    logits, design, others = _contrast_logits(
+        theta, X, reference, n_classes, fit_intercept
+    )
+    proba = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    onehot = np.eye(n_classes)[y_codes]
+    grad = ((proba - onehot)[:, others] * sample_weight[:, None]).T @ design
+    if np.isfinite(C):
+        beta = np.asarray(theta)[:, 1:] if fit_intercept else np.asarray(theta)
+        penalty_grad = (beta - beta.sum(axis=0) / n_classes) / C
+        if fit_intercept:
+            grad[:, 1:] += penalty_grad
+        else:
+            grad += penalty_grad
+    return grad
