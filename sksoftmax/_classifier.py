@@ -84,7 +84,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         Number of solver iterations of the last fit.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
 
     See Also
