@@ -8,7 +8,11 @@ recomputed independently in float64; "gap" is ours minus scikit-learn lbfgs's,
 relative. Peak extra memory is traced with tracemalloc in a separate fit and
 given in units of n_samples * n_classes * itemsize.
 
-    python benchmarks/run.py [--repeats 3] [--quick] [--only NAME] [--out FILE]
+    python benchmarks/run.py [--repeats 3] [--quick] [--only NAME] [--rst FILE]
+                             [--blas-threads N]
+
+prints a Markdown table; --rst also writes it as a reStructuredText list-table
+(docs/benchmarks_table.rst is the one the documentation includes).
 """
 
 import argparse
@@ -17,6 +21,7 @@ import tracemalloc
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -138,30 +143,48 @@ HEADER = (
 )
 
 
+def to_rst(caption, markdown_rows):
+    """The Markdown table as a reStructuredText list-table."""
+    lines = [caption, "", ".. list-table::", "   :header-rows: 1", ""]
+    for markdown in markdown_rows:
+        if set(markdown) <= set("|-"):
+            continue
+        cells = [cell.strip().replace("**", "") for cell in markdown.strip("| ").split(" | ")]
+        lines.append("   * - " + cells[0])
+        lines.extend(f"     - {cell}" for cell in cells[1:])
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="10x smaller problems")
     parser.add_argument("--only", help="run the problems whose name contains this")
-    parser.add_argument("--out", help="also write the table to this file")
+    parser.add_argument("--rst", help="also write the table as reStructuredText here")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        help="limit every BLAS to this many threads (default: as the machine has)",
+    )
     args = parser.parse_args()
 
-    lines = [
-        f"Median of {args.repeats} interleaved fits, default settings "
-        "(scikit-learn: max_iter=10000). " + environment(),
-        "",
-        HEADER,
-    ]
-    print("\n".join(lines), flush=True)
-    for name, load in problems(args.quick).items():
-        if args.only and args.only not in name:
-            continue
-        X, y = load()
-        lines.append(row(name, run_problem(X, y, args.repeats)))
-        print(lines[-1], flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    with threadpool_limits(args.blas_threads, user_api="blas"):
+        lines = [
+            f"Median of {args.repeats} interleaved fits, default settings "
+            "(scikit-learn: max_iter=10000). " + environment(),
+            "",
+            HEADER,
+        ]
+        print("\n".join(lines), flush=True)
+        for name, load in problems(args.quick).items():
+            if args.only and args.only not in name:
+                continue
+            X, y = load()
+            lines.append(row(name, run_problem(X, y, args.repeats)))
+            print(lines[-1], flush=True)
+    if args.rst:
+        with open(args.rst, "w") as f:
+            f.write(to_rst(lines[0], [HEADER.splitlines()[0], *lines[3:]]))
 
 
 if __name__ == "__main__":
