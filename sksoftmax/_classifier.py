@@ -180,7 +180,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             order="C",
         )
         check_classification_targets(y)
-        classes, y_codes = np.unique(y, return_inverse=True)
+        # Two steps rather than return_inverse, which holds several n-sized
+        # temporaries at once: the peak memory of a float32 fit.
+        classes = np.unique(y)
+        y_codes = np.searchsorted(classes, y)
         if classes.shape[0] < 2:
             raise ValueError(
                 "SoftmaxClassifier needs samples of at least 2 classes in the data, "

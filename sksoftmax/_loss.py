@@ -86,9 +86,11 @@ class SoftmaxLoss:
         self.dtype = X.dtype
         n_samples, self.n_features = X.shape
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
-        # Per-row weights s_i / S, the diagonal of D.
-        self.weights = np.asarray(sample_weight, dtype=np.float64) / weight_sum
-        self._weights_x = self.weights.astype(self.dtype, copy=False)
+        # Per-row weights s_i / S, the diagonal of D, in X's dtype: a float64
+        # copy would cost a float32 fit a fifth of its n x K budget.
+        self.weights = (np.asarray(sample_weight, dtype=np.float64) / weight_sum).astype(
+            self.dtype, copy=False
+        )
         # Many classes: at least 256 rows, or per-block overhead dominates.
         n_rows = max(256, _BLOCK_BYTES // (self.dtype.itemsize * n_classes))
         self._blocks = _row_slices(X, n_rows)
@@ -124,10 +126,10 @@ class SoftmaxLoss:
         # Squares accumulate in float64: in float32 they overflow once
         # |x| > 1.8e19, a valid feature value.
         if sparse.issparse(self.X):
-            mean = self.X.T @ self._weights_x
+            mean = self.X.T @ self.weights
             mean_sq = self.X.power(2, dtype=np.float64).T @ self.weights
         else:
-            mean = self._weights_x @ self.X
+            mean = self.weights @ self.X
             mean_sq = np.einsum(
                 "ij,ij,i->j", self.X, self.X, self.weights, dtype=np.float64
             )
@@ -205,11 +207,17 @@ class SoftmaxLoss:
             true_logit = flat.take(target)
             np.exp(logits, out=logits)
             total = logits.sum(axis=0)
-            value = float(np.dot(self.weights[rows], np.log(total) - true_logit))
+            # Accumulated in float64: the line search compares these values.
+            value = float(
+                np.dot(
+                    self.weights[rows].astype(np.float64, copy=False),
+                    (np.log(total) - true_logit).astype(np.float64, copy=False),
+                )
+            )
             if proba is not None:
                 np.divide(logits, total, out=proba[:, rows])
             # logits <- (D (P - Y))^T: one scaling pass, one scatter.
-            weights = self._weights_x[rows]
+            weights = self.weights[rows]
             logits *= weights / total
             flat[target] -= weights
             return value, X.T @ logits.T, logits.sum(axis=1, dtype=np.float64)
@@ -251,7 +259,7 @@ class SoftmaxLoss:
                 P = proba[:, rows]
                 A -= np.einsum("ki,ki->i", P, A)
                 A *= P
-                A *= self._weights_x[rows]
+                A *= self.weights[rows]
                 return 0.0, X.T @ A.T, A.sum(axis=1, dtype=np.float64)
 
             return self._reduce(map(block_product, self._blocks), self.unpack(direction)[0])[1]
