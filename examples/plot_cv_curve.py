@@ -1,7 +1,7 @@
 """
-=====================================================
+========================================================
 Cross-validation curve: the score against C, with spread
-=====================================================
+========================================================
 
 :class:`~sksoftmax.SoftmaxClassifierCV` with an integer ``Cs`` builds its grid
 from the data: it starts at the strongest useful penalty (for the lasso, the

@@ -1,7 +1,7 @@
 """
-=====================================
+======================================
 Regularization path: coefficients vs C
-=====================================
+======================================
 
 :func:`~sksoftmax.softmax_path` fits one model per ``C``, from the strongest
 penalty to the weakest, each fit starting from the previous solution. On the
