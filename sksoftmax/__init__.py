@@ -1,6 +1,7 @@
 """Softmax (multinomial logistic) regression as a scikit-learn estimator."""
 
 from ._classifier import SoftmaxClassifier
+from ._cv import SoftmaxClassifierCV, softmax_path
 from ._inference import SoftmaxInferenceResults
 from ._onnx import register_onnx_converter
 from ._separation import PerfectSeparationWarning
@@ -10,7 +11,9 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "PerfectSeparationWarning",
     "SoftmaxClassifier",
+    "SoftmaxClassifierCV",
     "SoftmaxInferenceResults",
     "register_onnx_converter",
+    "softmax_path",
     "__version__",
 ]

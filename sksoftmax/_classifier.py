@@ -179,6 +179,24 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             dtype=[np.float64, np.float32],
             order="C",
         )
+        loss, classes, y_codes, sample_weight = self._prepare(X, y, sample_weight)
+        params0 = self._starting_point(loss, classes, y_codes)
+        self.classes_ = classes
+        result = self._solve(loss, params0, self.C, np.sum(sample_weight))
+        W, b = loss.unpack(result.params)
+        if np.isinf(self.C):
+            self._warn_if_separated(X, y_codes, sample_weight, W, b)
+        self.coef_ = np.ascontiguousarray(W.T, dtype=X.dtype)
+        self.intercept_ = b.astype(X.dtype)
+        self.n_iter_ = result.n_iter
+        return self
+
+    def _prepare(self, X, y, sample_weight):
+        """Encode validated ``y``, weigh the samples and build the loss at ``self.C``.
+
+        Shared with the regularization path, which then calls :meth:`_solve`
+        for each of its ``C``.
+        """
         check_classification_targets(y)
         # Two steps rather than return_inverse, which holds several n-sized
         # temporaries at once: the peak memory of a float32 fit.
@@ -190,25 +208,30 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"but the data contains only one class: {classes[0]!r}."
             )
         sample_weight = self._effective_weights(sample_weight, X, y, classes, y_codes)
-        weight_sum = float(np.sum(sample_weight, dtype=np.float64))
-        penalty = 0.0 if np.isinf(self.C) else 1.0 / (self.C * weight_sum)
+        loss = SoftmaxLoss(
+            X,
+            y_codes,
+            n_classes=classes.shape[0],
+            sample_weight=sample_weight,
+            l2_reg_strength=0.0,
+            fit_intercept=self.fit_intercept,
+        )
+        return loss, classes, y_codes, sample_weight
+
+    def _solve(self, loss, params0, C, weight_sum):
+        """Minimize ``loss`` with the penalty of ``C`` and ``self.l1_ratio``.
+
+        Sets the loss's L2 strength, so one loss serves a whole path of ``C``;
+        ``weight_sum`` is the sum of the effective sample weights.
+        """
+        penalty = 0.0 if np.isinf(C) else 1.0 / (C * float(weight_sum))
         l1_reg_strength = self.l1_ratio * penalty
         if l1_reg_strength > 0 and self.solver != "lbfgs":
             raise ValueError(
                 f"l1_ratio={self.l1_ratio:g} needs solver='lbfgs'; "
                 f"solver={self.solver!r} supports only the L2 penalty (l1_ratio=0)."
             )
-
-        loss = SoftmaxLoss(
-            X,
-            y_codes,
-            n_classes=classes.shape[0],
-            sample_weight=sample_weight,
-            l2_reg_strength=(1.0 - self.l1_ratio) * penalty,
-            fit_intercept=self.fit_intercept,
-        )
-        params0 = self._starting_point(loss, classes, y_codes)
-        self.classes_ = classes
+        loss.l2_reg_strength = (1.0 - self.l1_ratio) * penalty
         options = {"l1_reg_strength": l1_reg_strength} if l1_reg_strength else {}
         result = _SOLVERS[self.solver](
             loss,
@@ -220,21 +243,15 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         )
         if not result.converged:
             warnings.warn(
-                f"SoftmaxClassifier (solver={self.solver!r}) stopped after "
+                f"SoftmaxClassifier (solver={self.solver!r}, C={C:g}) stopped after "
                 f"{result.n_iter} iterations with a largest gradient entry of "
                 f"{result.grad_max:.2e}, above tol={self.tol:g} ({result.message}). "
                 "Increase max_iter, scale the features (e.g. with StandardScaler), "
                 "or loosen tol.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        W, b = loss.unpack(result.params)
-        if np.isinf(self.C):
-            self._warn_if_separated(X, y_codes, sample_weight, W, b)
-        self.coef_ = np.ascontiguousarray(W.T, dtype=X.dtype)
-        self.intercept_ = b.astype(X.dtype)
-        self.n_iter_ = result.n_iter
-        return self
+        return result
 
     @validate_params(
         {

@@ -2,9 +2,9 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sksoftmax import SoftmaxClassifier
+from sksoftmax import SoftmaxClassifier, SoftmaxClassifierCV
 
 
-@parametrize_with_checks([SoftmaxClassifier()])
+@parametrize_with_checks([SoftmaxClassifier(), SoftmaxClassifierCV()])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
