@@ -1,5 +1,6 @@
 """SoftmaxClassifier: the scikit-learn contract around the loss and its solver."""
 
+import sys
 import warnings
 from numbers import Integral, Real
 
@@ -171,23 +172,32 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self : SoftmaxClassifier
             The fitted estimator.
         """
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
-            order="C",
-        )
-        check_classification_targets(y)
-        classes, y_codes = np.unique(y, return_inverse=True)
-        if classes.shape[0] < 2:
-            raise ValueError(
-                "SoftmaxClassifier needs samples of at least 2 classes in the data, "
-                f"but the data contains only one class: {classes[0]!r}."
+        if _is_dask_array(X):
+            # Imported here: dask is an optional dependency.
+            from ._dask import DaskSoftmaxLoss as Loss
+            from ._dask import validate_fit_data
+
+            X, y_codes, classes, sample_weight, class_totals = validate_fit_data(
+                self, X, y, sample_weight
             )
-        sample_weight = self._effective_weights(sample_weight, X, y, classes, y_codes)
-        weight_sum = float(np.sum(sample_weight, dtype=np.float64))
+        else:
+            Loss = SoftmaxLoss
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32],
+                order="C",
+            )
+            check_classification_targets(y)
+            classes, y_codes = np.unique(y, return_inverse=True)
+            _check_two_classes(classes)
+            sample_weight = self._effective_weights(sample_weight, X, y, classes, y_codes)
+            class_totals = np.bincount(
+                y_codes, weights=sample_weight, minlength=classes.shape[0]
+            )
+        weight_sum = float(np.sum(class_totals))
         penalty = 0.0 if np.isinf(self.C) else 1.0 / (self.C * weight_sum)
         l1_reg_strength = self.l1_ratio * penalty
         if l1_reg_strength > 0 and self.solver != "lbfgs":
@@ -196,7 +206,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"solver={self.solver!r} supports only the L2 penalty (l1_ratio=0)."
             )
 
-        loss = SoftmaxLoss(
+        loss = Loss(
             X,
             y_codes,
             n_classes=classes.shape[0],
@@ -204,7 +214,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             l2_reg_strength=(1.0 - self.l1_ratio) * penalty,
             fit_intercept=self.fit_intercept,
         )
-        params0 = self._starting_point(loss, classes, y_codes)
+        params0 = self._starting_point(loss, classes, class_totals / weight_sum)
         self.classes_ = classes
         options = {"l1_reg_strength": l1_reg_strength} if l1_reg_strength else {}
         result = _SOLVERS[self.solver](
@@ -227,9 +237,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             )
         W, b = loss.unpack(result.params)
         if np.isinf(self.C):
-            self._warn_if_separated(X, y_codes, sample_weight, W, b)
-        self.coef_ = np.ascontiguousarray(W.T, dtype=X.dtype)
-        self.intercept_ = b.astype(X.dtype)
+            self._warn_if_separated(loss, W, b)
+        self.coef_ = np.ascontiguousarray(W.T, dtype=loss.dtype)
+        self.intercept_ = b.astype(loss.dtype)
         self.n_iter_ = result.n_iter
         return self
 
@@ -390,12 +400,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             )
         return sample_weight
 
-    def _warn_if_separated(self, X, y_codes, sample_weight, W, b):
+    def _warn_if_separated(self, loss, W, b):
         """Issue a PerfectSeparationWarning when the unpenalized fit separates."""
-        logits = safe_sparse_dot(X, W.astype(X.dtype, copy=False))
-        if self.fit_intercept:
-            logits += b.astype(X.dtype, copy=False)
-        if separates(logits, y_codes, sample_weight):
+        if isinstance(loss, SoftmaxLoss):
+            logits = safe_sparse_dot(loss.X, W.astype(loss.dtype, copy=False))
+            if self.fit_intercept:
+                logits += b.astype(loss.dtype, copy=False)
+            separated = separates(logits, loss.y, loss.weights)
+        else:
+            separated = loss.separates(W, b)
+        if separated:
             warnings.warn(
                 "The classes are perfectly separated: the fitted coefficients "
                 "classify every training sample correctly, so with C=np.inf the "
@@ -409,8 +423,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=4,
             )
 
-    def _starting_point(self, loss, classes, y_codes):
-        """Previous solution under warm_start, else W = 0 and b = log priors."""
+    def _starting_point(self, loss, classes, priors):
+        """Previous solution under warm_start, else W = 0 and b = log priors.
+
+        ``priors`` are the weighted class frequencies, summing to one.
+        """
         previous = getattr(self, "coef_", None)
         if (
             self.warm_start
@@ -423,7 +440,6 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             ).astype(np.float64)
         params0 = np.zeros(loss.n_params)
         if self.fit_intercept:
-            priors = np.bincount(y_codes, weights=loss.weights, minlength=loss.n_classes)
             log_priors = np.log(np.maximum(priors, np.finfo(np.float64).tiny))
             # Centred: the softmax ignores a common shift, and the unpenalized
             # intercept's gradient never changes the mean, so this is where
@@ -431,6 +447,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             _, b0 = loss.unpack(params0)
             b0[...] = log_priors - log_priors.mean()
         return params0
+
+    def _predict_lazily(self, method, X):
+        """``method`` mapped over the row chunks of a dask array, not computed."""
+        check_is_fitted(self)
+        from ._dask import predict_lazily
+
+        return predict_lazily(self, method, X)
 
     def _logits(self, X):
         check_is_fitted(self)
@@ -454,6 +477,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             ``X @ coef_.T + intercept_``; for two classes, the log-odds of the
             second class, ``scores[:, 1] - scores[:, 0]``.
         """
+        if _is_dask_array(X):
+            return self._predict_lazily("decision_function", X)
         logits = self._logits(X)
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
@@ -470,6 +495,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
+        if _is_dask_array(X):
+            return self._predict_lazily("predict", X)
         logits = self._logits(X)
         return self.classes_[np.argmax(logits, axis=1)]
 
@@ -485,6 +512,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``; each row sums to one.
         """
+        if _is_dask_array(X):
+            return self._predict_lazily("predict_proba", X)
         return softmax(self._logits(X), axis=1)
 
     def predict_log_proba(self, X):
@@ -501,7 +530,23 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
+        if _is_dask_array(X):
+            return self._predict_lazily("predict_log_proba", X)
         return log_softmax(self._logits(X), axis=1)
+
+
+def _is_dask_array(X):
+    """Whether X is a dask array, without importing dask (an optional dependency)."""
+    array = sys.modules.get("dask.array")
+    return array is not None and isinstance(X, array.Array)
+
+
+def _check_two_classes(classes):
+    if classes.shape[0] < 2:
+        raise ValueError(
+            "SoftmaxClassifier needs samples of at least 2 classes in the data, "
+            f"but the data contains only one class: {classes[0]!r}."
+        )
 
 
 def _check_class_weight_dict(class_weight, classes):
