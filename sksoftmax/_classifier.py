@@ -159,12 +159,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
             Training data. float32 stays float32; anything else becomes
-            float64. Sparse input may be CSR or CSC.
-        y : array-like of shape (n_samples,)
+            float64. Sparse input may be CSR or CSC. A dask array, chunked by
+            rows, is fitted where its chunks live (see "Scaling out").
+        y : array-like or dask array of shape (n_samples,)
             Class labels of any type; at least two distinct classes.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
             Non-negative weight per sample; ``None`` means all ones.
 
         Returns
@@ -310,6 +311,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                [3.3, 3.1, 2.6, 3.7]])
         """
         check_is_fitted(self)
+        if _is_dask_array(X):
+            raise TypeError(
+                "inference does not take dask arrays; compute X (and y) into "
+                "memory first: the covariance needs the full Hessian anyway."
+            )
         if self.l1_ratio > 0 and np.isfinite(self.C):
             raise ValueError(
                 f"inference needs a twice-differentiable objective, and the L1 part "

@@ -248,7 +248,7 @@ def _tree(combine, parts):
     """Combine delayed parts in a tree, ``_SPLIT_EVERY`` at a time."""
     while len(parts) > 1:
         parts = [
-            dask.delayed(combine, pure=True)(*parts[i : i + _SPLIT_EVERY])
+            dask.delayed(combine)(*parts[i : i + _SPLIT_EVERY])
             for i in range(0, len(parts), _SPLIT_EVERY)
         ]
     return parts[0]
@@ -280,7 +280,7 @@ class DaskSoftmaxLoss:
         self.fit_intercept = fit_intercept
         self.dtype = X.dtype
         self.n_features = X.shape[1]
-        build = dask.delayed(_build_chunk, pure=True)
+        build = dask.delayed(_build_chunk)
         chunks = [
             build(X_part, y_part, w_part, n_classes, fit_intercept)
             for X_part, y_part, w_part in zip(
@@ -290,7 +290,7 @@ class DaskSoftmaxLoss:
         self._chunks = dask.persist(*chunks)
         # Also where a non-finite X is reported, from the worker that saw it.
         sums = dask.compute(
-            *[dask.delayed(_chunk_weight_sum, pure=True)(c) for c in self._chunks]
+            *[dask.delayed(_chunk_weight_sum)(c) for c in self._chunks]
         )
         self.weight_sum = float(np.sum(sums))
 
@@ -306,9 +306,11 @@ class DaskSoftmaxLoss:
     def _reduce(self, func, *args):
         """``func(chunk, *args)`` on every chunk, summed in a tree on the workers."""
         # One graph node per argument: each is sent to the workers once, not
-        # once per chunk.
-        args = [dask.delayed(arg, pure=True) for arg in args]
-        task = dask.delayed(func, pure=True)
+        # once per chunk. Keys are random (not pure): a repeated evaluation at
+        # the same point must not collide with the previous one's keys while
+        # the scheduler still releases them.
+        args = [dask.delayed(arg) for arg in args]
+        task = dask.delayed(func)
         return dask.compute(_tree(_add, [task(c, *args) for c in self._chunks]))[0]
 
     def column_moments(self):
@@ -347,7 +349,7 @@ class DaskSoftmaxLoss:
     def separates(self, W, b):
         """Whether ``(W, b)`` ranks every weighted sample's class first."""
         flags = [
-            dask.delayed(_chunk_separates, pure=True)(c, W, b) for c in self._chunks
+            dask.delayed(_chunk_separates)(c, W, b) for c in self._chunks
         ]
         return bool(dask.compute(_tree(_all, flags))[0])
 

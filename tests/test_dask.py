@@ -2,12 +2,13 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from sksoftmax import SoftmaxClassifier
+from sksoftmax import PerfectSeparationWarning, SoftmaxClassifier
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -139,3 +140,22 @@ def test_bad_input_is_refused(client, data):
 def test_import_does_not_need_dask():
     code = "import sys, sksoftmax; sys.exit(any(m.startswith('dask') for m in sys.modules))"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_separation_is_detected_across_chunks(client):
+    X = np.linspace(-1.0, 1.0, 40)[:, None]
+    y = (X[:, 0] > 0).astype(int)
+    X_dask = da.from_array(X, chunks=(10, 1))
+    with pytest.warns(PerfectSeparationWarning):
+        SoftmaxClassifier(C=np.inf, tol=1e-3).fit(X_dask, y)
+    y[0] = 1  # one sample on the wrong side, in the first chunk only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerfectSeparationWarning)
+        SoftmaxClassifier(C=np.inf, tol=1e-3).fit(X_dask, y)
+
+
+def test_inference_refuses_dask_input(client, data):
+    X, y, _ = data
+    clf = SoftmaxClassifier().fit(X, y)
+    with pytest.raises(TypeError, match="compute X"):
+        clf.inference(da.from_array(X), y)
