@@ -182,10 +182,6 @@ class _Chunk:
         return value, grad
 
 
-def _build_chunk(X, y_codes, weights, n_classes, fit_intercept):
-    return _Chunk(X, y_codes, weights, n_classes, fit_intercept)
-
-
 def _chunk_weight_sum(chunk):
     return chunk.weight_sum
 
@@ -280,7 +276,7 @@ class DaskSoftmaxLoss:
         self.fit_intercept = fit_intercept
         self.dtype = X.dtype
         self.n_features = X.shape[1]
-        build = dask.delayed(_build_chunk)
+        build = dask.delayed(_Chunk)
         chunks = [
             build(X_part, y_part, w_part, n_classes, fit_intercept)
             for X_part, y_part, w_part in zip(
