@@ -1,5 +1,6 @@
 """SoftmaxClassifier: the scikit-learn contract around the loss and its solver."""
 
+import sys
 import warnings
 from numbers import Integral, Real
 
@@ -158,12 +159,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
             Training data. float32 stays float32; anything else becomes
-            float64. Sparse input may be CSR or CSC.
-        y : array-like of shape (n_samples,)
+            float64. Sparse input may be CSR or CSC. A dask array, chunked by
+            rows, is fitted where its chunks live (see "Scaling out").
+        y : array-like or dask array of shape (n_samples,)
             Class labels of any type; at least two distinct classes.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
             Non-negative weight per sample; ``None`` means all ones.
 
         Returns
@@ -171,44 +173,57 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self : SoftmaxClassifier
             The fitted estimator.
         """
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
-            order="C",
-        )
-        loss, classes, y_codes, sample_weight = self._prepare(X, y, sample_weight)
-        params0 = self._starting_point(loss, classes, y_codes)
+        if not _is_dask_array(X):
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32],
+                order="C",
+            )
+        loss, classes, class_totals = self._prepare(X, y, sample_weight)
+        weight_sum = float(np.sum(class_totals))
+        params0 = self._starting_point(loss, classes, class_totals / weight_sum)
         self.classes_ = classes
-        result = self._solve(loss, params0, self.C, np.sum(sample_weight))
+        result = self._solve(loss, params0, self.C, weight_sum)
         W, b = loss.unpack(result.params)
         if np.isinf(self.C):
-            self._warn_if_separated(X, y_codes, sample_weight, W, b)
-        self.coef_ = np.ascontiguousarray(W.T, dtype=X.dtype)
-        self.intercept_ = b.astype(X.dtype)
+            self._warn_if_separated(loss, W, b)
+        self.coef_ = np.ascontiguousarray(W.T, dtype=loss.dtype)
+        self.intercept_ = b.astype(loss.dtype)
         self.n_iter_ = result.n_iter
         return self
 
     def _prepare(self, X, y, sample_weight):
-        """Encode validated ``y``, weigh the samples and build the loss at ``self.C``.
+        """Encode ``y``, weigh the samples and build the loss, penalty unset.
 
-        Shared with the regularization path, which then calls :meth:`_solve`
-        for each of its ``C``.
+        ``X`` is validated numpy or sparse data, or a dask array (validated
+        here, chunk-wise). Shared with the regularization path, which then
+        calls :meth:`_solve` for each of its ``C``. Returns the loss, the
+        classes and each class's total effective weight.
         """
-        check_classification_targets(y)
-        # Two steps rather than return_inverse, which holds several n-sized
-        # temporaries at once: the peak memory of a float32 fit.
-        classes = np.unique(y)
-        y_codes = np.searchsorted(classes, y)
-        if classes.shape[0] < 2:
-            raise ValueError(
-                "SoftmaxClassifier needs samples of at least 2 classes in the data, "
-                f"but the data contains only one class: {classes[0]!r}."
+        if _is_dask_array(X):
+            # Imported here: dask is an optional dependency.
+            from ._dask import DaskSoftmaxLoss as Loss
+            from ._dask import validate_fit_data
+
+            X, y_codes, classes, sample_weight, class_totals = validate_fit_data(
+                self, X, y, sample_weight
             )
-        sample_weight = self._effective_weights(sample_weight, X, y, classes, y_codes)
-        loss = SoftmaxLoss(
+        else:
+            Loss = SoftmaxLoss
+            check_classification_targets(y)
+            # Two steps rather than return_inverse, which holds several n-sized
+            # temporaries at once: the peak memory of a float32 fit.
+            classes = np.unique(y)
+            y_codes = np.searchsorted(classes, y)
+            _check_two_classes(classes)
+            sample_weight = self._effective_weights(sample_weight, X, y, classes, y_codes)
+            class_totals = np.bincount(
+                y_codes, weights=sample_weight, minlength=classes.shape[0]
+            )
+        loss = Loss(
             X,
             y_codes,
             n_classes=classes.shape[0],
@@ -216,7 +231,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             l2_reg_strength=0.0,
             fit_intercept=self.fit_intercept,
         )
-        return loss, classes, y_codes, sample_weight
+        return loss, classes, class_totals
 
     def _solve(self, loss, params0, C, weight_sum):
         """Minimize ``loss`` with the penalty of ``C`` and ``self.l1_ratio``.
@@ -320,6 +335,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                [3.3, 3.1, 2.6, 3.7]])
         """
         check_is_fitted(self)
+        if _is_dask_array(X):
+            raise TypeError(
+                "inference does not take dask arrays; compute X (and y) into "
+                "memory first: the covariance needs the full Hessian anyway."
+            )
         if self.l1_ratio > 0 and np.isfinite(self.C):
             raise ValueError(
                 f"inference needs a twice-differentiable objective, and the L1 part "
@@ -410,12 +430,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             )
         return sample_weight
 
-    def _warn_if_separated(self, X, y_codes, sample_weight, W, b):
+    def _warn_if_separated(self, loss, W, b):
         """Issue a PerfectSeparationWarning when the unpenalized fit separates."""
-        logits = safe_sparse_dot(X, W.astype(X.dtype, copy=False))
-        if self.fit_intercept:
-            logits += b.astype(X.dtype, copy=False)
-        if separates(logits, y_codes, sample_weight):
+        if isinstance(loss, SoftmaxLoss):
+            logits = safe_sparse_dot(loss.X, W.astype(loss.dtype, copy=False))
+            if self.fit_intercept:
+                logits += b.astype(loss.dtype, copy=False)
+            separated = separates(logits, loss.y, loss.weights)
+        else:
+            separated = loss.separates(W, b)
+        if separated:
             warnings.warn(
                 "The classes are perfectly separated: the fitted coefficients "
                 "classify every training sample correctly, so with C=np.inf the "
@@ -429,8 +453,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=4,
             )
 
-    def _starting_point(self, loss, classes, y_codes):
-        """Previous solution under warm_start, else W = 0 and b = log priors."""
+    def _starting_point(self, loss, classes, priors):
+        """Previous solution under warm_start, else W = 0 and b = log priors.
+
+        ``priors`` are the weighted class frequencies, summing to one.
+        """
         previous = getattr(self, "coef_", None)
         if (
             self.warm_start
@@ -443,7 +470,6 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             ).astype(np.float64)
         params0 = np.zeros(loss.n_params)
         if self.fit_intercept:
-            priors = np.bincount(y_codes, weights=loss.weights, minlength=loss.n_classes)
             log_priors = np.log(np.maximum(priors, np.finfo(np.float64).tiny))
             # Centred: the softmax ignores a common shift, and the unpenalized
             # intercept's gradient never changes the mean, so this is where
@@ -451,6 +477,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             _, b0 = loss.unpack(params0)
             b0[...] = log_priors - log_priors.mean()
         return params0
+
+    def _predict_lazily(self, method, X):
+        """``method`` mapped over the row chunks of a dask array, not computed."""
+        check_is_fitted(self)
+        from ._dask import predict_lazily
+
+        return predict_lazily(self, method, X)
 
     def _logits(self, X):
         check_is_fitted(self)
@@ -474,6 +507,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             ``X @ coef_.T + intercept_``; for two classes, the log-odds of the
             second class, ``scores[:, 1] - scores[:, 0]``.
         """
+        if _is_dask_array(X):
+            return self._predict_lazily("decision_function", X)
         logits = self._logits(X)
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
@@ -490,6 +525,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
+        if _is_dask_array(X):
+            return self._predict_lazily("predict", X)
         logits = self._logits(X)
         return self.classes_[np.argmax(logits, axis=1)]
 
@@ -505,6 +542,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``; each row sums to one.
         """
+        if _is_dask_array(X):
+            return self._predict_lazily("predict_proba", X)
         return softmax(self._logits(X), axis=1)
 
     def predict_log_proba(self, X):
@@ -521,7 +560,23 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
+        if _is_dask_array(X):
+            return self._predict_lazily("predict_log_proba", X)
         return log_softmax(self._logits(X), axis=1)
+
+
+def _is_dask_array(X):
+    """Whether X is a dask array, without importing dask (an optional dependency)."""
+    array = sys.modules.get("dask.array")
+    return array is not None and isinstance(X, array.Array)
+
+
+def _check_two_classes(classes):
+    if classes.shape[0] < 2:
+        raise ValueError(
+            "SoftmaxClassifier needs samples of at least 2 classes in the data, "
+            f"but the data contains only one class: {classes[0]!r}."
+        )
 
 
 def _check_class_weight_dict(class_weight, classes):

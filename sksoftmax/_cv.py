@@ -39,9 +39,9 @@ def _fit_path(estimator, X, y, sample_weight, Cs):
     coefficients (n_Cs, n_classes, n_features), intercepts (n_Cs, n_classes)
     and iterations (n_Cs,), in the order of ``Cs``.
     """
-    loss, classes, y_codes, weights = estimator._prepare(X, y, sample_weight)
-    params = estimator._starting_point(loss, classes, y_codes)
-    weight_sum = np.sum(weights)
+    loss, classes, class_totals = estimator._prepare(X, y, sample_weight)
+    weight_sum = np.sum(class_totals)
+    params = estimator._starting_point(loss, classes, class_totals / weight_sum)
     n_classes, n_features = classes.shape[0], X.shape[1]
     coefs = np.empty((len(Cs), n_classes, n_features), dtype=X.dtype)
     intercepts = np.empty((len(Cs), n_classes), dtype=X.dtype)
@@ -63,13 +63,16 @@ def _strongest_C(estimator, X, y, sample_weight, l1_ratio):
     as it exceeds ``max |G|``. Hence ``C = l1_ratio / (S max |G|)``, glmnet's
     ``lambda_max`` in our units.
     """
-    loss, classes, y_codes, weights = estimator._prepare(X, y, sample_weight)
-    _, grad = loss.loss_gradient(estimator._starting_point(loss, classes, y_codes))
+    loss, classes, class_totals = estimator._prepare(X, y, sample_weight)
+    weight_sum = np.sum(class_totals)
+    _, grad = loss.loss_gradient(
+        estimator._starting_point(loss, classes, class_totals / weight_sum)
+    )
     grad_max = float(np.max(np.abs(loss.unpack(grad)[0]), initial=0.0))
     if grad_max == 0.0:
         # No feature moves the loss: every C fits the same model.
         return 1.0
-    return max(l1_ratio, _MIN_L1_RATIO_FOR_GRID) / (np.sum(weights) * grad_max)
+    return max(l1_ratio, _MIN_L1_RATIO_FOR_GRID) / (weight_sum * grad_max)
 
 
 @validate_params(

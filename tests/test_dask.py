@@ -1,0 +1,161 @@
+"""Fits on dask arrays, on a real local cluster, against the same fits in memory."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+from sksoftmax import PerfectSeparationWarning, SoftmaxClassifier
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+TIGHT = dict(tol=1e-10, max_iter=2000)
+PREDICT_METHODS = ["predict", "predict_proba", "predict_log_proba", "decision_function"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(
+        n_samples=600, n_features=8, n_informative=5, n_classes=3, random_state=0
+    )
+    weights = np.random.default_rng(0).uniform(0.2, 3.0, size=y.shape[0])
+    return X, y, weights
+
+
+def _chunked(X, y, weights, rows=150):
+    return (
+        da.from_array(X, chunks=(rows, X.shape[1])),
+        da.from_array(y, chunks=rows),
+        da.from_array(weights, chunks=rows),
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"class_weight": "balanced", "C": 0.1},
+        {"fit_intercept": False, "solver": "newton-cg"},
+    ],
+    ids=["default", "balanced", "newton-cg"],
+)
+def test_fit_equals_in_memory_fit_and_runs_on_the_workers(client, data, params):
+    X, y, weights = data
+    expected = SoftmaxClassifier(**TIGHT, **params).fit(X, y, sample_weight=weights)
+    with distributed.get_task_stream(client) as stream:
+        clf = SoftmaxClassifier(**TIGHT, **params).fit(*_chunked(X, y, weights))
+    np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(clf.intercept_, expected.intercept_, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(clf.classes_, expected.classes_)
+    assert clf.n_features_in_ == X.shape[1]
+
+    workers = set(client.scheduler_info()["workers"])
+    evaluations = [t for t in stream.data if "_chunk_" in str(t["key"])]
+    assert evaluations
+    assert {t["worker"] for t in evaluations} == workers
+
+
+def test_string_labels_in_memory_and_float32(client, data):
+    X, y, _ = data
+    names = np.array(["b", "c", "a"])[y]
+    expected = SoftmaxClassifier(**TIGHT).fit(X, names)
+    clf = SoftmaxClassifier(**TIGHT).fit(da.from_array(X, chunks=(200, 8)), names)
+    np.testing.assert_array_equal(clf.classes_, ["a", "b", "c"])
+    np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)
+
+    X32 = da.from_array(X.astype(np.float32), chunks=(200, 8))
+    clf32 = SoftmaxClassifier().fit(X32, names)
+    assert clf32.coef_.dtype == clf32.intercept_.dtype == np.float32
+    assert clf32.predict_proba(X32).dtype == np.float32
+    # float32 resolves the optimum only to its precision.
+    np.testing.assert_allclose(clf32.coef_, expected.coef_, rtol=0, atol=1e-2)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_predictions_are_lazy_and_equal_numpy(client, data, n_classes):
+    X, y, _ = data
+    y = y % n_classes
+    clf = SoftmaxClassifier().fit(X, y)
+    X_dask = da.from_array(X, chunks=(100, 4))  # columns split: rechunked
+    for method in PREDICT_METHODS:
+        lazy = getattr(clf, method)(X_dask)
+        assert isinstance(lazy, da.Array), method
+        expected = getattr(clf, method)(X)
+        assert lazy.shape == expected.shape
+        computed = lazy.compute()
+        assert computed.dtype == expected.dtype
+        np.testing.assert_allclose(computed, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_misaligned_chunks_are_rechunked(client, data):
+    X, y, weights = data
+    expected = SoftmaxClassifier(**TIGHT).fit(X, y, sample_weight=weights)
+    X_dask = da.from_array(X, chunks=(130, 3))
+    y_dask = da.from_array(y, chunks=200)
+    weights_dask = da.from_array(weights, chunks=77)
+    clf = SoftmaxClassifier(**TIGHT).fit(X_dask, y_dask, sample_weight=weights_dask)
+    np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)
+
+
+def test_bad_input_is_refused(client, data):
+    X, y, weights = data
+    X_dask, y_dask, weights_dask = _chunked(X, y, weights)
+    clf = SoftmaxClassifier()
+    unknown = X_dask[X_dask[:, 0] > -np.inf]
+    with pytest.raises(ValueError, match="unknown chunk sizes.*compute_chunk_sizes"):
+        clf.fit(unknown, y_dask)
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        clf.fit(X_dask, y_dask[y_dask > -1])
+    with pytest.raises(ValueError, match="y has 599 entries but X has 600 rows"):
+        clf.fit(X_dask, y_dask[:-1])
+    with pytest.raises(ValueError, match="non-negative"):
+        clf.fit(X_dask, y_dask, sample_weight=weights_dask - 1.0)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.fit(X_dask, da.zeros_like(y_dask))
+    X_nan = X.copy()
+    X_nan[450, 2] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        clf.fit(da.from_array(X_nan, chunks=(150, 8)), y_dask)
+
+
+def test_import_does_not_need_dask():
+    code = "import sys, sksoftmax; sys.exit(any(m.startswith('dask') for m in sys.modules))"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_separation_is_detected_across_chunks(client):
+    X = np.linspace(-1.0, 1.0, 40)[:, None]
+    y = (X[:, 0] > 0).astype(int)
+    X_dask = da.from_array(X, chunks=(10, 1))
+    with pytest.warns(PerfectSeparationWarning):
+        SoftmaxClassifier(C=np.inf, tol=1e-3).fit(X_dask, y)
+    y[0] = 1  # one sample on the wrong side, in the first chunk only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerfectSeparationWarning)
+        SoftmaxClassifier(C=np.inf, tol=1e-3).fit(X_dask, y)
+
+
+def test_inference_refuses_dask_input(client, data):
+    X, y, _ = data
+    clf = SoftmaxClassifier().fit(X, y)
+    with pytest.raises(TypeError, match="compute X"):
+        clf.inference(da.from_array(X), y)
