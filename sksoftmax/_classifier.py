@@ -8,14 +8,20 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import assert_all_finite
+from sklearn.utils._array_api import (
+    check_same_namespace,
+    get_namespace,
+    get_namespace_and_device,
+    move_to,
+)
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._array_api import softmax_loss
 from ._inference import softmax_inference
-from ._loss import SoftmaxLoss
 from ._separation import PerfectSeparationWarning, separates
 from ._solvers import lbfgs, newton_cg
 
@@ -150,6 +156,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -171,14 +178,18 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self : SoftmaxClassifier
             The fitted estimator.
         """
+        xp, _, device = get_namespace_and_device(X)
         X, y = validate_data(
             self,
             X,
             y,
             accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
+            dtype=[xp.float64, xp.float32],
             order="C",
         )
+        # Labels and weights are bookkept on the host, once per fit; X stays
+        # where it is and the loss engine runs there.
+        y, sample_weight = move_to(y, sample_weight, xp=np, device="cpu")
         check_classification_targets(y)
         classes, y_codes = np.unique(y, return_inverse=True)
         if classes.shape[0] < 2:
@@ -186,7 +197,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 "SoftmaxClassifier needs samples of at least 2 classes in the data, "
                 f"but the data contains only one class: {classes[0]!r}."
             )
-        sample_weight = self._effective_weights(sample_weight, X, y, classes, y_codes)
+        sample_weight = self._effective_weights(sample_weight, y, classes, y_codes)
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
         penalty = 0.0 if np.isinf(self.C) else 1.0 / (self.C * weight_sum)
         l1_reg_strength = self.l1_ratio * penalty
@@ -196,7 +207,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"solver={self.solver!r} supports only the L2 penalty (l1_ratio=0)."
             )
 
-        loss = SoftmaxLoss(
+        loss = softmax_loss(
             X,
             y_codes,
             n_classes=classes.shape[0],
@@ -226,11 +237,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=2,
             )
         W, b = loss.unpack(result.params)
-        if np.isinf(self.C):
-            self._warn_if_separated(X, y_codes, sample_weight, W, b)
-        self.coef_ = np.ascontiguousarray(W.T, dtype=X.dtype)
-        self.intercept_ = b.astype(X.dtype)
+        self.coef_ = xp.asarray(np.ascontiguousarray(W.T), dtype=X.dtype, device=device)
+        self.intercept_ = xp.asarray(b, dtype=X.dtype, device=device)
         self.n_iter_ = result.n_iter
+        if np.isinf(self.C):
+            self._warn_if_separated(X, y_codes, sample_weight)
         return self
 
     @validate_params(
@@ -326,7 +337,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.classes_.tolist()}."
             )
         sample_weight = self._effective_weights(
-            sample_weight, X, y, self.classes_, codes
+            sample_weight, y, self.classes_, codes
         )
         feature_names = getattr(self, "feature_names_in_", None)
         if feature_names is None:
@@ -346,14 +357,14 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             alpha=alpha,
         )
 
-    def _effective_weights(self, sample_weight, X, y, classes, y_codes):
+    def _effective_weights(self, sample_weight, y, classes, y_codes):
         """Sample weight times class weight, validated.
 
         Every class needs a positive total weight: nothing else in the data
         bounds its unpenalized intercept, which would diverge to -inf.
         """
         sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            sample_weight, y, dtype=np.float64, ensure_non_negative=True
         )
         # A scalar sample_weight bypasses the array checks.
         assert_all_finite(sample_weight, input_name="sample_weight")
@@ -390,11 +401,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             )
         return sample_weight
 
-    def _warn_if_separated(self, X, y_codes, sample_weight, W, b):
+    def _warn_if_separated(self, X, y_codes, sample_weight):
         """Issue a PerfectSeparationWarning when the unpenalized fit separates."""
-        logits = safe_sparse_dot(X, W.astype(X.dtype, copy=False))
-        if self.fit_intercept:
-            logits += b.astype(X.dtype, copy=False)
+        logits = move_to(self._linear(X), xp=np, device="cpu")
         if separates(logits, y_codes, sample_weight):
             warnings.warn(
                 "The classes are perfectly separated: the fitted coefficients "
@@ -418,9 +427,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             and np.array_equal(getattr(self, "classes_", None), classes)
             and previous.shape == (classes.shape[0], loss.n_features)
         ):
-            return np.concatenate(
-                [previous.T.ravel(), self.intercept_]
-            ).astype(np.float64)
+            coef, intercept = move_to(previous, self.intercept_, xp=np, device="cpu")
+            return np.concatenate([coef.T.ravel(), intercept]).astype(np.float64)
         params0 = np.zeros(loss.n_params)
         if self.fit_intercept:
             priors = np.bincount(y_codes, weights=loss.weights, minlength=loss.n_classes)
@@ -432,14 +440,21 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             b0[...] = log_priors - log_priors.mean()
         return params0
 
-    def _logits(self, X):
+    def _logits(self, X, method):
         check_is_fitted(self)
+        check_same_namespace(X, self, attribute="coef_", method=method)
+        xp, _ = get_namespace(X)
         X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
+            self, X, accept_sparse=["csr", "csc"], dtype=[xp.float64, xp.float32],
             reset=False,
         )
-        coef = self.coef_.astype(X.dtype, copy=False)
-        return safe_sparse_dot(X, coef.T) + self.intercept_.astype(X.dtype, copy=False)
+        return self._linear(X)
+
+    def _linear(self, X):
+        """``X @ coef_.T + intercept_`` in the namespace and dtype of validated X."""
+        xp, _ = get_namespace(X)
+        coef = xp.astype(self.coef_, X.dtype, copy=False)
+        return safe_sparse_dot(X, coef.T) + xp.astype(self.intercept_, X.dtype, copy=False)
 
     def decision_function(self, X):
         """Logits of each class, or the margin for two classes.
@@ -454,7 +469,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             ``X @ coef_.T + intercept_``; for two classes, the log-odds of the
             second class, ``scores[:, 1] - scores[:, 0]``.
         """
-        logits = self._logits(X)
+        logits = self._logits(X, "decision_function")
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
         return logits
@@ -470,8 +485,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
-        logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        logits = self._logits(X, "predict")
+        xp, _, device = get_namespace_and_device(logits)
+        labels = self.classes_[move_to(xp.argmax(logits, axis=1), xp=np, device="cpu")]
+        if labels.dtype.kind in "OSU":
+            # Strings have no Array API dtype: such labels stay NumPy's.
+            return labels
+        return move_to(labels, xp=xp, device=device)
 
     def predict_proba(self, X):
         """Class probabilities, the softmax of the logits.
@@ -485,7 +505,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``; each row sums to one.
         """
-        return softmax(self._logits(X), axis=1)
+        return softmax(self._logits(X, "predict_proba"), axis=1)
 
     def predict_log_proba(self, X):
         """Log class probabilities, computed as a log-softmax.
@@ -501,7 +521,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        return log_softmax(self._logits(X), axis=1)
+        return log_softmax(self._logits(X, "predict_log_proba"), axis=1)
 
 
 def _check_class_weight_dict(class_weight, classes):
