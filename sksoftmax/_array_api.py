@@ -13,6 +13,8 @@ every library.
 scipy.sparse matrices keep the blocked NumPy loss.
 """
 
+import functools
+
 import numpy as np
 from scipy import sparse
 from sklearn.utils._array_api import move_to
@@ -107,6 +109,7 @@ class ArrayAPISoftmaxLoss:
     def _to_device(self, array):
         return self._xp.asarray(array, dtype=self.dtype, device=self._device)
 
+    @functools.cached_property
     def _accumulation_dtype(self):
         """float64 where the device has it (Apple's MPS does not), else float32."""
         xp = self._xp
@@ -127,7 +130,7 @@ class ArrayAPISoftmaxLoss:
         xp = self._xp
         # Squares accumulate in float64 where possible: in float32 they
         # overflow once |x| > 1.8e19. Blocks bound the converted copy of X.
-        dtype = self._accumulation_dtype()
+        dtype = self._accumulation_dtype
         weights = xp.astype(self._weights, dtype)
         n_samples = self.X.shape[0]
         n_rows = max(1, _MOMENT_BLOCK_BYTES // (8 * max(self.n_features, 1)))
@@ -182,9 +185,12 @@ class ArrayAPISoftmaxLoss:
         logits -= xp.max(logits, axis=1, keepdims=True)
         proba = xp.exp(logits)
         total = xp.sum(proba, axis=1, keepdims=True)
-        value = xp.sum(self._weights * xp.log(total)) - xp.sum(
-            self._weighted_target * logits
+        row_loss = self._weights * xp.log(total) - xp.sum(
+            self._weighted_target * logits, axis=1, keepdims=True
         )
+        # Summed in float64 where possible: a float32 total moves in steps
+        # of 6e-8 relative, which L-BFGS-B takes for convergence too early.
+        value = xp.sum(xp.astype(row_loss, self._accumulation_dtype))
         proba /= total
         if keep_proba:
             self._proba = proba
