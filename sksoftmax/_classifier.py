@@ -9,14 +9,20 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import assert_all_finite
+from sklearn.utils._array_api import (
+    check_same_namespace,
+    get_namespace,
+    get_namespace_and_device,
+    move_to,
+)
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._array_api import softmax_loss
 from ._inference import softmax_inference
-from ._loss import SoftmaxLoss
 from ._separation import PerfectSeparationWarning, separates
 from ._solvers import lbfgs, newton_cg
 
@@ -151,6 +157,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -173,13 +180,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self : SoftmaxClassifier
             The fitted estimator.
         """
-        if not _is_dask_array(X):
+        if _is_dask_array(X):
+            xp, device = np, None
+        else:
+            xp, _, device = get_namespace_and_device(X)
             X, y = validate_data(
                 self,
                 X,
                 y,
                 accept_sparse=["csr", "csc"],
-                dtype=[np.float64, np.float32],
+                dtype=[xp.float64, xp.float32],
                 order="C",
             )
         loss, classes, class_totals = self._prepare(X, y, sample_weight)
@@ -190,40 +200,45 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         W, b = loss.unpack(result.params)
         if np.isinf(self.C):
             self._warn_if_separated(loss, W, b)
-        self.coef_ = np.ascontiguousarray(W.T, dtype=loss.dtype)
-        self.intercept_ = b.astype(loss.dtype)
+        # In the input's namespace and device; dask's chunks are NumPy.
+        dtype = loss.dtype if _is_dask_array(X) else X.dtype
+        self.coef_ = xp.asarray(np.ascontiguousarray(W.T), dtype=dtype, device=device)
+        self.intercept_ = xp.asarray(b, dtype=dtype, device=device)
         self.n_iter_ = result.n_iter
         return self
 
     def _prepare(self, X, y, sample_weight):
         """Encode ``y``, weigh the samples and build the loss, penalty unset.
 
-        ``X`` is validated numpy or sparse data, or a dask array (validated
-        here, chunk-wise). Shared with the regularization path, which then
-        calls :meth:`_solve` for each of its ``C``. Returns the loss, the
-        classes and each class's total effective weight.
+        ``X`` is validated data of any Array API namespace or sparse, or a
+        dask array (validated here, chunk-wise). Labels and weights are
+        bookkept on the host; X stays where it is and the loss engine runs
+        there. Shared with the regularization path, which then calls
+        :meth:`_solve` for each of its ``C``. Returns the loss, the classes
+        and each class's total effective weight.
         """
         if _is_dask_array(X):
             # Imported here: dask is an optional dependency.
-            from ._dask import DaskSoftmaxLoss as Loss
+            from ._dask import DaskSoftmaxLoss as make_loss
             from ._dask import validate_fit_data
 
             X, y_codes, classes, sample_weight, class_totals = validate_fit_data(
                 self, X, y, sample_weight
             )
         else:
-            Loss = SoftmaxLoss
+            make_loss = softmax_loss
+            y, sample_weight = move_to(y, sample_weight, xp=np, device="cpu")
             check_classification_targets(y)
             # Two steps rather than return_inverse, which holds several n-sized
             # temporaries at once: the peak memory of a float32 fit.
             classes = np.unique(y)
             y_codes = np.searchsorted(classes, y)
             _check_two_classes(classes)
-            sample_weight = self._effective_weights(sample_weight, X, y, classes, y_codes)
+            sample_weight = self._effective_weights(sample_weight, y, classes, y_codes)
             class_totals = np.bincount(
                 y_codes, weights=sample_weight, minlength=classes.shape[0]
             )
-        loss = Loss(
+        loss = make_loss(
             X,
             y_codes,
             n_classes=classes.shape[0],
@@ -366,7 +381,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.classes_.tolist()}."
             )
         sample_weight = self._effective_weights(
-            sample_weight, X, y, self.classes_, codes
+            sample_weight, y, self.classes_, codes
         )
         feature_names = getattr(self, "feature_names_in_", None)
         if feature_names is None:
@@ -386,14 +401,14 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             alpha=alpha,
         )
 
-    def _effective_weights(self, sample_weight, X, y, classes, y_codes):
+    def _effective_weights(self, sample_weight, y, classes, y_codes):
         """Sample weight times class weight, validated.
 
         Every class needs a positive total weight: nothing else in the data
         bounds its unpenalized intercept, which would diverge to -inf.
         """
         sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            sample_weight, y, dtype=np.float64, ensure_non_negative=True
         )
         # A scalar sample_weight bypasses the array checks.
         assert_all_finite(sample_weight, input_name="sample_weight")
@@ -432,14 +447,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def _warn_if_separated(self, loss, W, b):
         """Issue a PerfectSeparationWarning when the unpenalized fit separates."""
-        if isinstance(loss, SoftmaxLoss):
-            logits = safe_sparse_dot(loss.X, W.astype(loss.dtype, copy=False))
-            if self.fit_intercept:
-                logits += b.astype(loss.dtype, copy=False)
-            separated = separates(logits, loss.y, loss.weights)
-        else:
-            separated = loss.separates(W, b)
-        if separated:
+        if loss.separates(W, b):
             warnings.warn(
                 "The classes are perfectly separated: the fitted coefficients "
                 "classify every training sample correctly, so with C=np.inf the "
@@ -465,9 +473,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             and np.array_equal(getattr(self, "classes_", None), classes)
             and previous.shape == (classes.shape[0], loss.n_features)
         ):
-            return np.concatenate(
-                [previous.T.ravel(), self.intercept_]
-            ).astype(np.float64)
+            coef, intercept = move_to(previous, self.intercept_, xp=np, device="cpu")
+            return np.concatenate([coef.T.ravel(), intercept]).astype(np.float64)
         params0 = np.zeros(loss.n_params)
         if self.fit_intercept:
             log_priors = np.log(np.maximum(priors, np.finfo(np.float64).tiny))
@@ -485,14 +492,21 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         return predict_lazily(self, method, X)
 
-    def _logits(self, X):
+    def _logits(self, X, method):
         check_is_fitted(self)
+        check_same_namespace(X, self, attribute="coef_", method=method)
+        xp, _ = get_namespace(X)
         X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
+            self, X, accept_sparse=["csr", "csc"], dtype=[xp.float64, xp.float32],
             reset=False,
         )
-        coef = self.coef_.astype(X.dtype, copy=False)
-        return safe_sparse_dot(X, coef.T) + self.intercept_.astype(X.dtype, copy=False)
+        return self._linear(X)
+
+    def _linear(self, X):
+        """``X @ coef_.T + intercept_`` in the namespace and dtype of validated X."""
+        xp, _ = get_namespace(X)
+        coef = xp.astype(self.coef_, X.dtype, copy=False)
+        return safe_sparse_dot(X, coef.T) + xp.astype(self.intercept_, X.dtype, copy=False)
 
     def decision_function(self, X):
         """Logits of each class, or the margin for two classes.
@@ -509,7 +523,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """
         if _is_dask_array(X):
             return self._predict_lazily("decision_function", X)
-        logits = self._logits(X)
+        logits = self._logits(X, "decision_function")
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
         return logits
@@ -527,8 +541,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """
         if _is_dask_array(X):
             return self._predict_lazily("predict", X)
-        logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        logits = self._logits(X, "predict")
+        xp, _, device = get_namespace_and_device(logits)
+        labels = self.classes_[move_to(xp.argmax(logits, axis=1), xp=np, device="cpu")]
+        if labels.dtype.kind in "OSU":
+            # Strings have no Array API dtype: such labels stay NumPy's.
+            return labels
+        return move_to(labels, xp=xp, device=device)
 
     def predict_proba(self, X):
         """Class probabilities, the softmax of the logits.
@@ -544,7 +563,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """
         if _is_dask_array(X):
             return self._predict_lazily("predict_proba", X)
-        return softmax(self._logits(X), axis=1)
+        return softmax(self._logits(X, "predict_proba"), axis=1)
 
     def predict_log_proba(self, X):
         """Log class probabilities, computed as a log-softmax.
@@ -562,7 +581,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """
         if _is_dask_array(X):
             return self._predict_lazily("predict_log_proba", X)
-        return log_softmax(self._logits(X), axis=1)
+        return log_softmax(self._logits(X, "predict_log_proba"), axis=1)
 
 
 def _is_dask_array(X):

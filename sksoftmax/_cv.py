@@ -331,6 +331,13 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         return get_scorer(self.scoring if self.scoring is not None else "accuracy")
 
     @_fit_context(prefer_skip_nested_validation=False)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The folds, scores and grid are NumPy bookkeeping; Array API input is
+        # supported by SoftmaxClassifier alone for now.
+        tags.array_api_support = False
+        return tags
+
     def fit(self, X, y, sample_weight=None, **params):
         """Cross-validate the grid, choose the best parameters and refit.
 

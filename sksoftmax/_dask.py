@@ -23,11 +23,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_feature_names, _check_n_features
 
 from ._loss import SoftmaxLoss
-from ._separation import separates
 
 # Partial results added per task of the tree reduction.
 _SPLIT_EVERY = 8
-
 
 def _rows_chunked(X):
     """X as float32/float64 with one chunk across columns and known row chunks."""
@@ -46,7 +44,6 @@ def _rows_chunked(X):
         # Each chunk's loss needs whole rows.
         X = X.rechunk({1: -1})
     return X
-
 
 def _aligned(v, X, name):
     """v as a 1-d dask array chunked like the rows of X."""
@@ -74,18 +71,14 @@ def _aligned(v, X, name):
         v = v.rechunk((X.chunks[0],))
     return v
 
-
 def _encode(labels, classes):
     return np.searchsorted(classes, labels).astype(np.intp)
-
 
 def _per_sample(y_codes, per_class):
     return per_class[y_codes]
 
-
 def _class_totals(y_codes, weights, n_classes):
     return np.bincount(y_codes, weights=weights, minlength=n_classes)[None, :]
-
 
 def validate_fit_data(estimator, X, y, sample_weight):
     """Check dask training data and encode its labels and weights, lazily.
@@ -144,7 +137,7 @@ def validate_fit_data(estimator, X, y, sample_weight):
     # counts, so the data collapsed to one row per class, weighted by those
     # counts, go through the same checks as in-memory data.
     class_totals = estimator._effective_weights(
-        totals, totals[:, None], classes, classes, np.arange(n_classes)
+        totals, classes, classes, np.arange(n_classes)
     )
     if estimator.class_weight is not None:
         per_class = compute_class_weight(
@@ -154,7 +147,6 @@ def validate_fit_data(estimator, X, y, sample_weight):
             _per_sample, per_class, dtype=np.float64
         )
     return X, y_codes, classes, sample_weight, class_totals
-
 
 class _Chunk:
     """One row chunk's loss, living on a worker.
@@ -181,27 +173,22 @@ class _Chunk:
         self._hessp_at = params.copy()
         return value, grad
 
-
 def _chunk_weight_sum(chunk):
     return chunk.weight_sum
-
 
 def _scaled(chunk, weight_sum, value, grad):
     scale = chunk.weight_sum / weight_sum
     return value * scale, grad * scale
-
 
 def _chunk_loss_gradient(chunk, params, weight_sum):
     if chunk.loss is None:
         return None
     return _scaled(chunk, weight_sum, *chunk.loss.loss_gradient(params))
 
-
 def _chunk_hessian_product(chunk, params, weight_sum):
     if chunk.loss is None:
         return None
     return _scaled(chunk, weight_sum, *chunk.hessian_product(params))
-
 
 def _chunk_hessp(chunk, params, direction, weight_sum):
     if chunk.loss is None:
@@ -210,23 +197,16 @@ def _chunk_hessp(chunk, params, direction, weight_sum):
         chunk.hessian_product(params)
     return _scaled(chunk, weight_sum, 0.0, chunk._hessp(direction))
 
-
 def _chunk_moments(chunk, weight_sum):
     if chunk.loss is None:
         return None
     mean, var = chunk.loss.column_moments()
     return _scaled(chunk, weight_sum, mean, var + mean**2)
 
-
 def _chunk_separates(chunk, W, b):
     if chunk.loss is None:
         return True
-    loss = chunk.loss
-    logits = loss.X @ W.astype(loss.dtype, copy=False)
-    if loss.fit_intercept:
-        logits += b.astype(loss.dtype, copy=False)
-    return separates(logits, loss.y, loss.weights)
-
+    return chunk.loss.separates(W, b)
 
 def _add(*parts):
     parts = [part for part in parts if part is not None]
@@ -235,10 +215,8 @@ def _add(*parts):
     first, second = parts[0]
     return sum(p[0] for p in parts[1:]) + first, sum(p[1] for p in parts[1:]) + second
 
-
 def _all(*flags):
     return all(flags)
-
 
 def _tree(combine, parts):
     """Combine delayed parts in a tree, ``_SPLIT_EVERY`` at a time."""
@@ -248,7 +226,6 @@ def _tree(combine, parts):
             for i in range(0, len(parts), _SPLIT_EVERY)
         ]
     return parts[0]
-
 
 class DaskSoftmaxLoss:
     """:class:`~sksoftmax._loss.SoftmaxLoss` over the row chunks of dask arrays.
@@ -349,10 +326,8 @@ class DaskSoftmaxLoss:
         ]
         return bool(dask.compute(_tree(_all, flags))[0])
 
-
 def _predict_block(block, estimator, method):
     return getattr(estimator, method)(block)
-
 
 def predict_lazily(estimator, method, X):
     """``estimator.method`` mapped over the row chunks of ``X``, lazily."""

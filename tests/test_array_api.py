@@ -1,0 +1,171 @@
+"""Array API input: the fit where the data live, outputs in the input's namespace.
+
+scikit-learn's own Array API checks (namespaces, devices and dtypes of every
+fitted attribute and method output) run in test_estimator_checks.py; these
+tests add values against the NumPy fit and independent references.
+"""
+
+import numpy as np
+import pytest
+from scipy.optimize import approx_fprime
+from sklearn import config_context
+from sklearn.datasets import make_classification
+from sklearn.utils._array_api import get_namespace, move_to
+
+from sksoftmax import SoftmaxClassifier
+from sksoftmax._array_api import ArrayAPISoftmaxLoss
+
+from _reference import objective
+
+xps = pytest.importorskip("array_api_strict")
+DEVICE = xps.Device("device1")
+
+
+@pytest.fixture(scope="module")
+def data():
+    # Well conditioned and penalized: the optimum is unique and a tight tol
+    # pins it to far below the tolerances compared against.
+    X, y = make_classification(
+        n_samples=120, n_features=5, n_informative=4, n_redundant=0,
+        n_classes=3, random_state=0,
+    )
+    sample_weight = np.random.default_rng(0).uniform(0.5, 2.0, size=y.shape[0])
+    return X, y, sample_weight
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_loss_matches_the_reference_objective_and_finite_differences(
+    data, fit_intercept
+):
+    X, y, sample_weight = data
+    C, n_classes = 0.5, 3
+    loss = ArrayAPISoftmaxLoss(
+        xps.asarray(X, device=DEVICE), y, n_classes, sample_weight,
+        l2_reg_strength=1.0 / (C * sample_weight.sum()), fit_intercept=fit_intercept,
+    )
+    rng = np.random.default_rng(1)
+    params = rng.normal(size=loss.n_params)
+    if not fit_intercept:
+        params[-n_classes:] = 0.0
+
+    def reference(p):
+        W, b = loss.unpack(p)
+        return objective(X, y, W.T, b, sample_weight, C)
+
+    value, grad = loss.loss_gradient(params)
+    assert value == pytest.approx(reference(params), rel=1e-12)
+    expected = approx_fprime(params, reference, 1e-7)
+    if not fit_intercept:
+        expected[-n_classes:] = 0.0
+    np.testing.assert_allclose(grad, expected, atol=1e-6)
+
+    _, grad_again, hessp = loss.hessian_product(params)
+    np.testing.assert_array_equal(grad_again, grad)
+    direction = rng.normal(size=loss.n_params)
+    step = 1e-6
+    difference = (
+        loss.loss_gradient(params + step * direction)[1]
+        - loss.loss_gradient(params - step * direction)[1]
+    ) / (2 * step)
+    np.testing.assert_allclose(hessp(direction), difference, atol=1e-7)
+
+
+def test_column_moments_are_the_weighted_mean_and_variance(data):
+    X, y, sample_weight = data
+    loss = ArrayAPISoftmaxLoss(
+        xps.asarray(X, dtype=xps.float32, device=DEVICE), y, 3, sample_weight,
+        l2_reg_strength=0.0, fit_intercept=True,
+    )
+    mean, var = loss.column_moments()
+    X32 = X.astype(np.float32).astype(np.float64)
+    expected_mean = np.average(X32, axis=0, weights=sample_weight)
+    expected_var = np.average((X32 - expected_mean) ** 2, axis=0, weights=sample_weight)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(var, expected_var, rtol=1e-6)
+
+
+def _to_numpy(array):
+    return move_to(array, xp=np, device="cpu")
+
+
+def _namespace(array):
+    with config_context(array_api_dispatch=True):
+        return get_namespace(array)[0].__name__
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"fit_intercept": False, "class_weight": "balanced"},
+        {"solver": "newton-cg", "tol": 1e-10},
+    ],
+)
+def test_array_api_strict_float64_equals_the_numpy_fit(data, params):
+    X, y, sample_weight = data
+    params = {"tol": 1e-12, **params}
+    expected = SoftmaxClassifier(**params).fit(X, y, sample_weight=sample_weight)
+    X_xp = xps.asarray(X, device=DEVICE)
+    with config_context(array_api_dispatch=True):
+        clf = SoftmaxClassifier(**params).fit(
+            X_xp, xps.asarray(y, device=DEVICE),
+            sample_weight=xps.asarray(sample_weight, device=DEVICE),
+        )
+        outputs = {
+            name: getattr(clf, name)(X_xp)
+            for name in ("decision_function", "predict", "predict_proba",
+                         "predict_log_proba")
+        }
+    for name in ("coef_", "intercept_"):
+        attribute = getattr(clf, name)
+        assert _namespace(attribute) == "array_api_strict"
+        assert attribute.device == DEVICE
+        assert attribute.dtype == xps.float64
+        np.testing.assert_allclose(_to_numpy(attribute), getattr(expected, name),
+                                   rtol=0, atol=1e-8)
+    for name, output in outputs.items():
+        assert _namespace(output) == "array_api_strict", name
+        assert output.device == DEVICE
+        np.testing.assert_allclose(_to_numpy(output), getattr(expected, name)(X),
+                                   rtol=0, atol=1e-8)
+
+
+def test_torch_float32_stays_float32_and_agrees_with_numpy():
+    torch = pytest.importorskip("torch")
+    X, y = make_classification(
+        n_samples=200, n_features=6, n_informative=4, n_classes=4, random_state=1
+    )
+    X = X.astype(np.float32)
+    expected = SoftmaxClassifier(tol=1e-6).fit(X, y)
+    X_t = torch.asarray(X)
+    with config_context(array_api_dispatch=True):
+        clf = SoftmaxClassifier(tol=1e-6).fit(X_t, torch.asarray(y))
+        proba = clf.predict_proba(X_t)
+        labels = clf.predict(X_t)
+    assert isinstance(clf.coef_, torch.Tensor)
+    assert clf.coef_.dtype == torch.float32 and proba.dtype == torch.float32
+    assert isinstance(labels, torch.Tensor)
+    np.testing.assert_allclose(clf.coef_.numpy(), expected.coef_, atol=1e-4)
+    np.testing.assert_allclose(clf.intercept_.numpy(), expected.intercept_, atol=1e-4)
+    np.testing.assert_allclose(proba.numpy(), expected.predict_proba(X), atol=1e-4)
+    np.testing.assert_array_equal(labels.numpy(), expected.predict(X))
+
+
+def test_string_labels_come_back_as_numpy(data):
+    X, y, _ = data
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    X_xp = xps.asarray(X, device=DEVICE)
+    with config_context(array_api_dispatch=True):
+        clf = SoftmaxClassifier().fit(X_xp, names)
+        labels = clf.predict(X_xp)
+    assert isinstance(labels, np.ndarray)
+    np.testing.assert_array_equal(labels, SoftmaxClassifier().fit(X, names).predict(X))
+
+
+def test_without_dispatch_tensors_become_numpy_as_in_scikit_learn(data):
+    torch = pytest.importorskip("torch")
+    X, y, _ = data
+    clf = SoftmaxClassifier().fit(torch.asarray(X), torch.asarray(y))
+    assert isinstance(clf.coef_, np.ndarray)
+    assert isinstance(clf.predict_proba(torch.asarray(X)), np.ndarray)
+    np.testing.assert_allclose(clf.coef_, SoftmaxClassifier().fit(X, y).coef_)
