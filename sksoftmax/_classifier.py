@@ -23,7 +23,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._array_api import softmax_loss
 from ._inference import softmax_inference
-from ._separation import PerfectSeparationWarning, separates
+from ._separation import PerfectSeparationWarning
 from ._solvers import lbfgs, newton_cg
 
 _SOLVERS = {"lbfgs": lbfgs, "newton-cg": newton_cg}

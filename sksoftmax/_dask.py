@@ -27,6 +27,7 @@ from ._loss import SoftmaxLoss
 # Partial results added per task of the tree reduction.
 _SPLIT_EVERY = 8
 
+
 def _rows_chunked(X):
     """X as float32/float64 with one chunk across columns and known row chunks."""
     if X.ndim != 2:
@@ -44,6 +45,7 @@ def _rows_chunked(X):
         # Each chunk's loss needs whole rows.
         X = X.rechunk({1: -1})
     return X
+
 
 def _aligned(v, X, name):
     """v as a 1-d dask array chunked like the rows of X."""
@@ -71,14 +73,18 @@ def _aligned(v, X, name):
         v = v.rechunk((X.chunks[0],))
     return v
 
+
 def _encode(labels, classes):
     return np.searchsorted(classes, labels).astype(np.intp)
+
 
 def _per_sample(y_codes, per_class):
     return per_class[y_codes]
 
+
 def _class_totals(y_codes, weights, n_classes):
     return np.bincount(y_codes, weights=weights, minlength=n_classes)[None, :]
+
 
 def validate_fit_data(estimator, X, y, sample_weight):
     """Check dask training data and encode its labels and weights, lazily.
@@ -148,6 +154,7 @@ def validate_fit_data(estimator, X, y, sample_weight):
         )
     return X, y_codes, classes, sample_weight, class_totals
 
+
 class _Chunk:
     """One row chunk's loss, living on a worker.
 
@@ -173,22 +180,27 @@ class _Chunk:
         self._hessp_at = params.copy()
         return value, grad
 
+
 def _chunk_weight_sum(chunk):
     return chunk.weight_sum
+
 
 def _scaled(chunk, weight_sum, value, grad):
     scale = chunk.weight_sum / weight_sum
     return value * scale, grad * scale
+
 
 def _chunk_loss_gradient(chunk, params, weight_sum):
     if chunk.loss is None:
         return None
     return _scaled(chunk, weight_sum, *chunk.loss.loss_gradient(params))
 
+
 def _chunk_hessian_product(chunk, params, weight_sum):
     if chunk.loss is None:
         return None
     return _scaled(chunk, weight_sum, *chunk.hessian_product(params))
+
 
 def _chunk_hessp(chunk, params, direction, weight_sum):
     if chunk.loss is None:
@@ -197,16 +209,19 @@ def _chunk_hessp(chunk, params, direction, weight_sum):
         chunk.hessian_product(params)
     return _scaled(chunk, weight_sum, 0.0, chunk._hessp(direction))
 
+
 def _chunk_moments(chunk, weight_sum):
     if chunk.loss is None:
         return None
     mean, var = chunk.loss.column_moments()
     return _scaled(chunk, weight_sum, mean, var + mean**2)
 
+
 def _chunk_separates(chunk, W, b):
     if chunk.loss is None:
         return True
     return chunk.loss.separates(W, b)
+
 
 def _add(*parts):
     parts = [part for part in parts if part is not None]
@@ -215,8 +230,10 @@ def _add(*parts):
     first, second = parts[0]
     return sum(p[0] for p in parts[1:]) + first, sum(p[1] for p in parts[1:]) + second
 
+
 def _all(*flags):
     return all(flags)
+
 
 def _tree(combine, parts):
     """Combine delayed parts in a tree, ``_SPLIT_EVERY`` at a time."""
@@ -226,6 +243,7 @@ def _tree(combine, parts):
             for i in range(0, len(parts), _SPLIT_EVERY)
         ]
     return parts[0]
+
 
 class DaskSoftmaxLoss:
     """:class:`~sksoftmax._loss.SoftmaxLoss` over the row chunks of dask arrays.
@@ -326,8 +344,10 @@ class DaskSoftmaxLoss:
         ]
         return bool(dask.compute(_tree(_all, flags))[0])
 
+
 def _predict_block(block, estimator, method):
     return getattr(estimator, method)(block)
+
 
 def predict_lazily(estimator, method, X):
     """``estimator.method`` mapped over the row chunks of ``X``, lazily."""
