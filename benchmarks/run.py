@@ -145,7 +145,9 @@ HEADER = (
 
 def to_rst(caption, markdown_rows):
     """The Markdown table as a reStructuredText list-table."""
-    lines = [caption, "", ".. list-table::", "   :header-rows: 1", ""]
+    # Library file names end in "_" or hold "_x", which reStructuredText
+    # reads as references.
+    lines = [caption.replace("_", "\\_"), "", ".. list-table::", "   :header-rows: 1", ""]
     for markdown in markdown_rows:
         if set(markdown) <= set("|-"):
             continue
