@@ -19,7 +19,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils._array_api import move_to
 
-from ._loss import SoftmaxLoss
+from ._loss import ParameterLayout, SoftmaxLoss
 from ._separation import separates
 
 # Bytes of X converted at a time when computing the column moments.
@@ -45,7 +45,7 @@ def _to_host(array):
     return np.asarray(move_to(array, xp=np, device="cpu"), dtype=np.float64)
 
 
-class ArrayAPISoftmaxLoss:
+class ArrayAPISoftmaxLoss(ParameterLayout):
     r"""Objective of softmax regression on data held by an Array API library.
 
     The same objective, gradient and Hessian-vector product as
@@ -98,15 +98,6 @@ class ArrayAPISoftmaxLoss:
         # operations, which every library runs fast on its device.
         self._weighted_target = xp.astype(codes == classes, self.dtype) * self._weights
         self._proba = None
-
-    @property
-    def n_params(self):
-        return (self.n_features + 1) * self.n_classes
-
-    def unpack(self, params):
-        """Split a flat parameter vector into views ``W`` and ``b``."""
-        d, k = self.n_features, self.n_classes
-        return params[: d * k].reshape(d, k), params[d * k :]
 
     def _to_device(self, array):
         return self._xp.asarray(array, dtype=self.dtype, device=self._device)

@@ -22,7 +22,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_feature_names, _check_n_features
 
-from ._loss import SoftmaxLoss
+from ._loss import ParameterLayout, SoftmaxLoss
 
 # Partial results added per task of the tree reduction.
 _SPLIT_EVERY = 8
@@ -245,7 +245,7 @@ def _tree(combine, parts):
     return parts[0]
 
 
-class DaskSoftmaxLoss:
+class DaskSoftmaxLoss(ParameterLayout):
     """:class:`~sksoftmax._loss.SoftmaxLoss` over the row chunks of dask arrays.
 
     The same objective, gradient and Hessian-vector product, with the
@@ -284,15 +284,6 @@ class DaskSoftmaxLoss:
             *[dask.delayed(_chunk_weight_sum)(c) for c in self._chunks]
         )
         self.weight_sum = float(np.sum(sums))
-
-    @property
-    def n_params(self):
-        return (self.n_features + 1) * self.n_classes
-
-    def unpack(self, params):
-        """Split a flat parameter vector into views ``W`` and ``b``."""
-        d, k = self.n_features, self.n_classes
-        return params[: d * k].reshape(d, k), params[d * k :]
 
     def _reduce(self, func, *args):
         """``func(chunk, *args)`` on every chunk, summed in a tree on the workers."""

@@ -45,7 +45,23 @@ def _row_slices(X, n_rows):
     return blocks
 
 
-class SoftmaxLoss:
+class ParameterLayout:
+    """The flat parameter vector ``[W.ravel(), b]`` every loss engine shares.
+
+    Subclasses set ``n_features`` and ``n_classes``.
+    """
+
+    @property
+    def n_params(self):
+        return (self.n_features + 1) * self.n_classes
+
+    def unpack(self, params):
+        """Split a flat parameter vector into views ``W`` and ``b``."""
+        d, k = self.n_features, self.n_classes
+        return params[: d * k].reshape(d, k), params[d * k :]
+
+
+class SoftmaxLoss(ParameterLayout):
     r"""Objective of softmax regression on fixed data.
 
     .. math::
@@ -107,15 +123,6 @@ class SoftmaxLoss:
         self._logits = np.empty((n_classes, n_max), dtype=self.dtype)
         self._rowwise = np.empty((n_max, n_classes), dtype=self.dtype)
         self._proba = None
-
-    @property
-    def n_params(self):
-        return (self.n_features + 1) * self.n_classes
-
-    def unpack(self, params):
-        """Split a flat parameter vector into views ``W`` and ``b``."""
-        d, k = self.n_features, self.n_classes
-        return params[: d * k].reshape(d, k), params[d * k :]
 
     def column_moments(self):
         """Weighted mean and variance of each column of ``X``.
