@@ -11,8 +11,8 @@ those element-wise passes cost little beyond the two matrix products, and
 only one block of scratch memory is needed. The logits are held class-major,
 K x n_rows, so that reductions over classes run along the long, contiguous
 axis: numpy is several times slower reducing rows of length K. Threads come
-from the BLAS inside each block's matrix products; a thread pool over blocks
-measured slower on 2 cores (benchmarks/evaluation.py).
+from the BLAS inside each block's matrix products: a thread pool over blocks,
+tried too, was slower on 2 cores and was not kept.
 """
 
 import numpy as np
