@@ -3,7 +3,8 @@
 Each problem is fitted with default settings by our solvers and by
 scikit-learn's lbfgs, newton-cg and newton-cholesky (max_iter raised to
 10000 so that every solver runs to its own convergence), interleaved, and
-the median of the repeats is reported. The objective of each result is
+the median of the repeats is reported; a solver over 20x slower than ours
+is timed once. The objective of each result is
 recomputed independently in float64; "gap" is ours minus scikit-learn lbfgs's,
 relative. Peak extra memory is traced with tracemalloc in a separate fit and
 given in units of n_samples * n_classes * itemsize.
@@ -95,8 +96,12 @@ def run_problem(X, y, repeats):
     contenders = [c for c in contenders if feasible(*c, X, n_classes)]
     times = {c: [] for c in contenders}
     models = {}
-    for _ in range(repeats):
+    for repeat in range(repeats):
         for c in contenders:
+            # A solver 20x slower than ours is timed once: repeats would not
+            # change the ratio's verdict and cost minutes (newton-cholesky).
+            if repeat and times[c][0] > 20 * times[("ours", "lbfgs")][0]:
+                continue
             models[c] = make(*c)
             times[c].append(fit(models[c], X, y))
     unit = X.shape[0] * n_classes * X.dtype.itemsize
