@@ -48,7 +48,7 @@ lasso = paths[1.0]
 for k, name in enumerate(wine.target_names):
     for j in range(X.shape[1]):
         right.plot(Cs, lasso[:, k, j], color=f"C{k}", lw=1, alpha=0.8)
-    right.plot([], [], color=f"C{k}", label=f"class {name}")
+    right.plot([], [], color=f"C{k}", label=name)
 right.set(xscale="log", xlabel="C", ylabel="coefficient", title="Lasso path")
 right.legend()
 fig.tight_layout()
