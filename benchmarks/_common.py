@@ -2,10 +2,13 @@
 
 import os
 import platform
+import time
+import warnings
 
 import numpy as np
 from scipy import sparse
 from scipy.special import logsumexp
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info
 
 
@@ -67,3 +70,12 @@ def environment():
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"numpy {np.__version__}; BLAS: {'; '.join(blas)}; OPENBLAS_CORETYPE={coretype}"
     )
+
+
+def timed_fit(model, X, y):
+    """Seconds to fit ``model``; convergence warnings are the table's business."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        model.fit(X, y)
+        return time.perf_counter() - start

@@ -9,16 +9,13 @@ the exact zeros in coef_ are counted.
 """
 
 import argparse
-import time
-import warnings
 
 import numpy as np
 from sklearn.datasets import load_digits, load_wine
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from _common import dense_problem, environment, objective
+from _common import timed_fit, dense_problem, environment, objective
 from sksoftmax import SoftmaxClassifier
 
 
@@ -35,14 +32,6 @@ def models(C, l1_ratio, tol):
             C=C, l1_ratio=l1_ratio, solver="saga", tol=tol, max_iter=100_000
         ),
     }
-
-
-def fit(model, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        start = time.perf_counter()
-        model.fit(X, y)
-        return time.perf_counter() - start
 
 
 def main():
@@ -74,7 +63,7 @@ def main():
                 for _ in range(args.repeats):
                     fitted = models(C, l1_ratio, args.tol)
                     for key, model in fitted.items():
-                        times[key].append(fit(model, X, y))
+                        times[key].append(timed_fit(model, X, y))
                 t = {k: float(np.median(v)) for k, v in times.items()}
                 gap = {
                     k: (elastic_net_objective(X, y, m, C, l1_ratio) - best) / best

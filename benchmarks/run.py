@@ -17,17 +17,14 @@ prints a Markdown table; --rst also writes it as a reStructuredText list-table
 """
 
 import argparse
-import time
 import tracemalloc
-import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from _common import dense_problem, environment, objective, sparse_problem
+from _common import timed_fit, dense_problem, environment, objective, sparse_problem
 from sksoftmax import SoftmaxClassifier
 
 OURS = ["lbfgs", "newton-cg"]
@@ -73,18 +70,10 @@ def feasible(kind, solver, X, n_classes):
     return True
 
 
-def fit(model, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        start = time.perf_counter()
-        model.fit(X, y)
-        return time.perf_counter() - start
-
-
 def peak_memory(model, X, y):
     tracemalloc.start()
     try:
-        fit(model, X, y)
+        timed_fit(model, X, y)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -103,7 +92,7 @@ def run_problem(X, y, repeats):
             if repeat and times[c][0] > 20 * times[("ours", "lbfgs")][0]:
                 continue
             models[c] = make(*c)
-            times[c].append(fit(models[c], X, y))
+            times[c].append(timed_fit(models[c], X, y))
     unit = X.shape[0] * n_classes * X.dtype.itemsize
     return {
         c: {
