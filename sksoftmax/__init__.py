@@ -1,7 +1,8 @@
 """Softmax (multinomial logistic) regression as a scikit-learn estimator."""
 
 from ._classifier import SoftmaxClassifier
-from ._cv import SoftmaxClassifierCV, softmax_path
+from ._cv import SoftmaxClassifierCV
+from ._path import softmax_path
 from ._inference import SoftmaxInferenceResults
 from ._onnx import register_onnx_converter
 from ._separation import PerfectSeparationWarning

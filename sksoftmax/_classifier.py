@@ -1,14 +1,11 @@
 """SoftmaxClassifier: the scikit-learn contract around the loss and its solver."""
 
-import sys
-import warnings
+import functools
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import assert_all_finite
 from sklearn.utils._array_api import (
     check_same_namespace,
     get_namespace,
@@ -16,17 +13,35 @@ from sklearn.utils._array_api import (
     move_to,
 )
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.extmath import safe_sparse_dot
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._array_api import softmax_loss
+from ._engines import training_data
 from ._inference import softmax_inference
-from ._separation import PerfectSeparationWarning
-from ._solvers import lbfgs, newton_cg
+from ._path import fit_path
+from ._solvers import SOLVERS
+from ._validation import effective_weights, is_dask_array, validate_training_X
 
-_SOLVERS = {"lbfgs": lbfgs, "newton-cg": newton_cg}
+
+def _namespace_and_device(X):
+    xp, _, device = get_namespace_and_device(X)
+    return xp, device
+
+
+def _lazy_on_dask(method):
+    """Map ``method`` over the row chunks of a dask array, lazily; else call it."""
+
+    @functools.wraps(method)
+    def dispatch(self, X):
+        if is_dask_array(X):
+            check_is_fitted(self)
+            # Imported here: dask is an optional dependency.
+            from ._engines._dask import predict_lazily
+
+            return predict_lazily(self, method.__name__, X)
+        return method(self, X)
+
+    return dispatch
 
 
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
@@ -124,7 +139,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "fit_intercept": ["boolean"],
         "class_weight": [dict, StrOptions({"balanced"}), None],
-        "solver": [StrOptions(set(_SOLVERS))],
+        "solver": [StrOptions(set(SOLVERS))],
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
@@ -180,108 +195,47 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self : SoftmaxClassifier
             The fitted estimator.
         """
-        if _is_dask_array(X):
-            xp, device = np, None
-        else:
-            xp, _, device = get_namespace_and_device(X)
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                accept_sparse=["csr", "csc"],
-                dtype=[xp.float64, xp.float32],
-                order="C",
-            )
-        loss, classes, class_totals = self._prepare(X, y, sample_weight)
-        weight_sum = float(np.sum(class_totals))
-        params0 = self._starting_point(loss, classes, class_totals / weight_sum)
-        self.classes_ = classes
-        result = self._solve(loss, params0, self.C, weight_sum)
-        W, b = loss.unpack(result.params)
-        if np.isinf(self.C):
-            self._warn_if_separated(loss, W, b)
-        # In the input's namespace and device; dask's chunks are NumPy.
-        dtype = loss.dtype if _is_dask_array(X) else X.dtype
-        self.coef_ = xp.asarray(np.ascontiguousarray(W.T), dtype=dtype, device=device)
-        self.intercept_ = xp.asarray(b, dtype=dtype, device=device)
-        self.n_iter_ = result.n_iter
-        return self
-
-    def _prepare(self, X, y, sample_weight):
-        """Encode ``y``, weigh the samples and build the loss, penalty unset.
-
-        ``X`` is validated data of any Array API namespace or sparse, or a
-        dask array (validated here, chunk-wise). Labels and weights are
-        bookkept on the host; X stays where it is and the loss engine runs
-        there. Shared with the regularization path, which then calls
-        :meth:`_solve` for each of its ``C``. Returns the loss, the classes
-        and each class's total effective weight.
-        """
-        if _is_dask_array(X):
-            # Imported here: dask is an optional dependency.
-            from ._dask import DaskSoftmaxLoss as make_loss
-            from ._dask import validate_fit_data
-
-            X, y_codes, classes, sample_weight, class_totals = validate_fit_data(
-                self, X, y, sample_weight
-            )
-        else:
-            make_loss = softmax_loss
-            y, sample_weight = move_to(y, sample_weight, xp=np, device="cpu")
-            check_classification_targets(y)
-            # Two steps rather than return_inverse, which holds several n-sized
-            # temporaries at once: the peak memory of a float32 fit.
-            classes = np.unique(y)
-            y_codes = np.searchsorted(classes, y)
-            _check_two_classes(classes)
-            sample_weight = self._effective_weights(sample_weight, y, classes, y_codes)
-            class_totals = np.bincount(
-                y_codes, weights=sample_weight, minlength=classes.shape[0]
-            )
-        loss = make_loss(
+        X, y = validate_training_X(self, X, y)
+        data = training_data(
             X,
-            y_codes,
-            n_classes=classes.shape[0],
-            sample_weight=sample_weight,
-            l2_reg_strength=0.0,
+            y,
+            sample_weight,
+            class_weight=self.class_weight,
             fit_intercept=self.fit_intercept,
         )
-        return loss, classes, class_totals
-
-    def _solve(self, loss, params0, C, weight_sum):
-        """Minimize ``loss`` with the penalty of ``C`` and ``self.l1_ratio``.
-
-        Sets the loss's L2 strength, so one loss serves a whole path of ``C``;
-        ``weight_sum`` is the sum of the effective sample weights.
-        """
-        penalty = 0.0 if np.isinf(C) else 1.0 / (C * float(weight_sum))
-        l1_reg_strength = self.l1_ratio * penalty
-        if l1_reg_strength > 0 and self.solver != "lbfgs":
-            raise ValueError(
-                f"l1_ratio={self.l1_ratio:g} needs solver='lbfgs'; "
-                f"solver={self.solver!r} supports only the L2 penalty (l1_ratio=0)."
-            )
-        loss.l2_reg_strength = (1.0 - self.l1_ratio) * penalty
-        options = {"l1_reg_strength": l1_reg_strength} if l1_reg_strength else {}
-        result = _SOLVERS[self.solver](
-            loss,
-            params0,
+        (result,) = fit_path(
+            data,
+            [self.C],
+            l1_ratio=self.l1_ratio,
+            solver=self.solver,
             tol=self.tol,
             max_iter=self.max_iter,
             verbose=self.verbose,
-            **options,
+            start=self._warm_start_params(data),
         )
-        if not result.converged:
-            warnings.warn(
-                f"SoftmaxClassifier (solver={self.solver!r}, C={C:g}) stopped after "
-                f"{result.n_iter} iterations with a largest gradient entry of "
-                f"{result.grad_max:.2e}, above tol={self.tol:g} ({result.message}). "
-                "Increase max_iter, scale the features (e.g. with StandardScaler), "
-                "or loosen tol.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        return result
+        W, b = data.engine.unpack(result.params)
+        self.classes_ = data.classes
+        # In the input's namespace and device; a dask fit's results are NumPy.
+        xp, device = (np, None) if is_dask_array(X) else _namespace_and_device(X)
+        self.coef_ = xp.asarray(
+            np.ascontiguousarray(W.T), dtype=data.engine.dtype, device=device
+        )
+        self.intercept_ = xp.asarray(b, dtype=data.engine.dtype, device=device)
+        self.n_iter_ = result.n_iter
+        return self
+
+    def _warm_start_params(self, data):
+        """The previous solution under warm_start, when classes and width match."""
+        previous = getattr(self, "coef_", None)
+        if not (
+            self.warm_start
+            and previous is not None
+            and np.array_equal(getattr(self, "classes_", None), data.classes)
+            and previous.shape == (data.classes.shape[0], data.engine.n_features)
+        ):
+            return None
+        coef, intercept = move_to(previous, self.intercept_, xp=np, device="cpu")
+        return np.concatenate([coef.T.ravel(), intercept]).astype(np.float64)
 
     @validate_params(
         {
@@ -350,7 +304,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                [3.3, 3.1, 2.6, 3.7]])
         """
         check_is_fitted(self)
-        if _is_dask_array(X):
+        if is_dask_array(X):
             raise TypeError(
                 "inference does not take dask arrays; compute X (and y) into "
                 "memory first: the covariance needs the full Hessian anyway."
@@ -365,6 +319,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(
             self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
         )
+        y = np.asarray(y)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             raise ValueError(
@@ -380,18 +335,19 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"reference_class={reference_class!r} is not one of the classes "
                 f"{self.classes_.tolist()}."
             )
-        sample_weight = self._effective_weights(
-            sample_weight, y, self.classes_, codes
+        weights, _ = effective_weights(
+            sample_weight, codes, self.classes_, self.class_weight
         )
         feature_names = getattr(self, "feature_names_in_", None)
         if feature_names is None:
             feature_names = np.array([f"x{j}" for j in range(self.n_features_in_)])
+        coef, intercept = move_to(self.coef_, self.intercept_, xp=np, device="cpu")
         return softmax_inference(
             X,
             codes,
-            sample_weight,
-            self.coef_.astype(np.float64),
-            self.intercept_.astype(np.float64),
+            weights,
+            coef.astype(np.float64),
+            intercept.astype(np.float64),
             classes=self.classes_,
             reference=int(reference[0]),
             C=self.C,
@@ -400,97 +356,6 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             cov_type=cov_type,
             alpha=alpha,
         )
-
-    def _effective_weights(self, sample_weight, y, classes, y_codes):
-        """Sample weight times class weight, validated.
-
-        Every class needs a positive total weight: nothing else in the data
-        bounds its unpenalized intercept, which would diverge to -inf.
-        """
-        sample_weight = _check_sample_weight(
-            sample_weight, y, dtype=np.float64, ensure_non_negative=True
-        )
-        # A scalar sample_weight bypasses the array checks.
-        assert_all_finite(sample_weight, input_name="sample_weight")
-        _check_every_class_weighted(sample_weight, y_codes, classes, "sample_weight")
-        if self.class_weight is not None:
-            if isinstance(self.class_weight, dict):
-                _check_class_weight_dict(self.class_weight, classes)
-            per_class = compute_class_weight(
-                self.class_weight, classes=classes, y=y, sample_weight=sample_weight
-            )
-            sample_weight = sample_weight * per_class[y_codes]
-        # Overflow is reported below, not warned about.
-        with np.errstate(over="ignore", divide="ignore"):
-            weight_sum = np.sum(sample_weight)
-            l2_reg_strength = 1.0 / (self.C * weight_sum)
-        if not weight_sum > 0:
-            raise ValueError(
-                "The effective sample weights (sample_weight times class_weight) "
-                "sum to zero; at least one sample needs a positive weight."
-            )
-        _check_every_class_weighted(
-            sample_weight, y_codes, classes, "sample_weight times class_weight"
-        )
-        if not np.isfinite(weight_sum):
-            raise ValueError(
-                "The effective sample weights sum to infinity; divide them by a "
-                "common factor (and C by the same factor to keep the fit)."
-            )
-        if not np.isfinite(l2_reg_strength):
-            raise ValueError(
-                f"C={self.C:g} times the sum of the effective sample weights, "
-                f"{weight_sum:g}, is too small for the penalty strength "
-                "1 / (C * sum) to be a finite float; increase C or the weights."
-            )
-        return sample_weight
-
-    def _warn_if_separated(self, loss, W, b):
-        """Issue a PerfectSeparationWarning when the unpenalized fit separates."""
-        if loss.separates(W, b):
-            warnings.warn(
-                "The classes are perfectly separated: the fitted coefficients "
-                "classify every training sample correctly, so with C=np.inf the "
-                "maximum-likelihood estimate does not exist (the loss keeps "
-                "falling as the coefficients grow). The coefficients returned are "
-                "finite only because the solver stopped at tol; their size is "
-                "arbitrary, though predictions are right. Use a finite C, e.g. "
-                "C=1.0, for well-defined coefficients.",
-                PerfectSeparationWarning,
-                # Past this method, fit and its validation wrapper.
-                stacklevel=4,
-            )
-
-    def _starting_point(self, loss, classes, priors):
-        """Previous solution under warm_start, else W = 0 and b = log priors.
-
-        ``priors`` are the weighted class frequencies, summing to one.
-        """
-        previous = getattr(self, "coef_", None)
-        if (
-            self.warm_start
-            and previous is not None
-            and np.array_equal(getattr(self, "classes_", None), classes)
-            and previous.shape == (classes.shape[0], loss.n_features)
-        ):
-            coef, intercept = move_to(previous, self.intercept_, xp=np, device="cpu")
-            return np.concatenate([coef.T.ravel(), intercept]).astype(np.float64)
-        params0 = np.zeros(loss.n_params)
-        if self.fit_intercept:
-            log_priors = np.log(np.maximum(priors, np.finfo(np.float64).tiny))
-            # Centred: the softmax ignores a common shift, and the unpenalized
-            # intercept's gradient never changes the mean, so this is where
-            # scikit-learn's zero start ends up too.
-            _, b0 = loss.unpack(params0)
-            b0[...] = log_priors - log_priors.mean()
-        return params0
-
-    def _predict_lazily(self, method, X):
-        """``method`` mapped over the row chunks of a dask array, not computed."""
-        check_is_fitted(self)
-        from ._dask import predict_lazily
-
-        return predict_lazily(self, method, X)
 
     def _logits(self, X, method):
         check_is_fitted(self)
@@ -508,6 +373,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         coef = xp.astype(self.coef_, X.dtype, copy=False)
         return safe_sparse_dot(X, coef.T) + xp.astype(self.intercept_, X.dtype, copy=False)
 
+    @_lazy_on_dask
     def decision_function(self, X):
         """Logits of each class, or the margin for two classes.
 
@@ -521,13 +387,12 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             ``X @ coef_.T + intercept_``; for two classes, the log-odds of the
             second class, ``scores[:, 1] - scores[:, 0]``.
         """
-        if _is_dask_array(X):
-            return self._predict_lazily("decision_function", X)
         logits = self._logits(X, "decision_function")
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
         return logits
 
+    @_lazy_on_dask
     def predict(self, X):
         """Most probable class of each sample.
 
@@ -539,8 +404,6 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
-        if _is_dask_array(X):
-            return self._predict_lazily("predict", X)
         logits = self._logits(X, "predict")
         xp, _, device = get_namespace_and_device(logits)
         labels = self.classes_[move_to(xp.argmax(logits, axis=1), xp=np, device="cpu")]
@@ -549,6 +412,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             return labels
         return move_to(labels, xp=xp, device=device)
 
+    @_lazy_on_dask
     def predict_proba(self, X):
         """Class probabilities, the softmax of the logits.
 
@@ -561,10 +425,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``; each row sums to one.
         """
-        if _is_dask_array(X):
-            return self._predict_lazily("predict_proba", X)
         return softmax(self._logits(X, "predict_proba"), axis=1)
 
+    @_lazy_on_dask
     def predict_log_proba(self, X):
         """Log class probabilities, computed as a log-softmax.
 
@@ -579,50 +442,4 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        if _is_dask_array(X):
-            return self._predict_lazily("predict_log_proba", X)
         return log_softmax(self._logits(X, "predict_log_proba"), axis=1)
-
-
-def _is_dask_array(X):
-    """Whether X is a dask array, without importing dask (an optional dependency)."""
-    array = sys.modules.get("dask.array")
-    return array is not None and isinstance(X, array.Array)
-
-
-def _check_two_classes(classes):
-    if classes.shape[0] < 2:
-        raise ValueError(
-            "SoftmaxClassifier needs samples of at least 2 classes in the data, "
-            f"but the data contains only one class: {classes[0]!r}."
-        )
-
-
-def _check_class_weight_dict(class_weight, classes):
-    unknown = set(class_weight) - set(classes.tolist())
-    if unknown:
-        raise ValueError(
-            f"class_weight has keys {sorted(unknown, key=str)} that are "
-            f"not labels of y; the labels are {classes.tolist()}."
-        )
-    bad = {
-        label: weight
-        for label, weight in class_weight.items()
-        if not (isinstance(weight, Real) and np.isfinite(weight) and weight >= 0)
-    }
-    if bad:
-        raise ValueError(
-            f"class_weight values must be finite non-negative numbers; got {bad}."
-        )
-
-
-def _check_every_class_weighted(sample_weight, y_codes, classes, source):
-    totals = np.bincount(y_codes, weights=sample_weight, minlength=classes.shape[0])
-    empty = classes[totals == 0].tolist()
-    if empty:
-        which = f"class {empty[0]!r}" if len(empty) == 1 else f"classes {empty}"
-        raise ValueError(
-            f"The samples of {which} have zero total weight ({source}): nothing "
-            "in the data determines that class's probability. Drop those samples "
-            "or give them a positive weight."
-        )

@@ -1,6 +1,6 @@
-"""Regularization path and SoftmaxClassifierCV: choosing C and l1_ratio."""
+"""SoftmaxClassifierCV: choosing C and l1_ratio by cross-validation."""
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from scipy.stats import rankdata
@@ -8,7 +8,7 @@ from sklearn.base import _fit_context
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import check_cv
 from sklearn.utils import Bunch, _safe_indexing
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
@@ -17,180 +17,46 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _check_method_params, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from ._classifier import SoftmaxClassifier
+from ._engines import training_data
+from ._path import check_Cs, fit_path, stack_path
+from ._penalty import ElasticNet, strongest_C
+from ._validation import validate_training_X
 
 # With Cs an integer, the grid spans this many decades of C upwards from the
 # strongest useful penalty: glmnet's lambda_min_ratio of 1e-4.
 _GRID_DECADES = 4.0
-# The L2 penalty never zeroes a coefficient, so its strongest useful C is the
-# one computed for l1_ratio = 1e-3, as glmnet does for ridge.
-_MIN_L1_RATIO_FOR_GRID = 1e-3
 
 _FIT_PARAMS = ("fit_intercept", "class_weight", "solver", "tol", "max_iter", "verbose")
-
-
-def _fit_path(estimator, X, y, sample_weight, Cs):
-    """Fit ``estimator``'s model at every C of ``Cs``, warm-started in ascending C.
-
-    ``X`` and ``y`` are validated; ``estimator.C`` must be ``min(Cs)`` so that
-    the weight checks cover the strongest penalty. Returns the classes, the
-    coefficients (n_Cs, n_classes, n_features), intercepts (n_Cs, n_classes)
-    and iterations (n_Cs,), in the order of ``Cs``.
-    """
-    loss, classes, class_totals = estimator._prepare(X, y, sample_weight)
-    weight_sum = np.sum(class_totals)
-    params = estimator._starting_point(loss, classes, class_totals / weight_sum)
-    n_classes, n_features = classes.shape[0], X.shape[1]
-    coefs = np.empty((len(Cs), n_classes, n_features), dtype=X.dtype)
-    intercepts = np.empty((len(Cs), n_classes), dtype=X.dtype)
-    n_iter = np.empty(len(Cs), dtype=np.int64)
-    for i in np.argsort(Cs, kind="stable"):
-        result = estimator._solve(loss, params, Cs[i], weight_sum)
-        params = result.params
-        W, b = loss.unpack(params)
-        coefs[i], intercepts[i], n_iter[i] = W.T, b, result.n_iter
-    return classes, coefs, intercepts, n_iter
-
-
-def _strongest_C(estimator, X, y, sample_weight, l1_ratio):
-    """The largest penalty (smallest C) at which some coefficient is non-zero.
-
-    At ``W = 0`` with the intercepts of the intercept-only fit, the gradient
-    of the mean loss is ``G = X^T D (P0 - Y)``; the L1 part of the penalty,
-    ``l1_ratio / (C S)`` per coefficient, holds all of ``W`` at zero as long
-    as it exceeds ``max |G|``. Hence ``C = l1_ratio / (S max |G|)``, glmnet's
-    ``lambda_max`` in our units.
-    """
-    loss, classes, class_totals = estimator._prepare(X, y, sample_weight)
-    weight_sum = np.sum(class_totals)
-    _, grad = loss.loss_gradient(
-        estimator._starting_point(loss, classes, class_totals / weight_sum)
-    )
-    grad_max = float(np.max(np.abs(loss.unpack(grad)[0]), initial=0.0))
-    if grad_max == 0.0:
-        # No feature moves the loss: every C fits the same model.
-        return 1.0
-    return max(l1_ratio, _MIN_L1_RATIO_FOR_GRID) / (weight_sum * grad_max)
-
-
-@validate_params(
-    {
-        "X": ["array-like", "sparse matrix"],
-        "y": ["array-like"],
-        "Cs": ["array-like"],
-        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
-        "sample_weight": ["array-like", None],
-        "fit_intercept": ["boolean"],
-        "class_weight": [dict, str, None],
-        "solver": [str],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-    },
-    prefer_skip_nested_validation=True,
-)
-def softmax_path(
-    X,
-    y,
-    Cs,
-    *,
-    l1_ratio=0.0,
-    sample_weight=None,
-    fit_intercept=True,
-    class_weight=None,
-    solver="lbfgs",
-    tol=1e-4,
-    max_iter=1000,
-):
-    """Softmax regression fitted along a grid of C, each fit warm-starting the next.
-
-    The fits run from the strongest penalty (smallest C) to the weakest, each
-    starting from the previous solution, which takes far fewer iterations
-    than fitting every C from scratch. Every fit minimizes the objective of
-    :class:`SoftmaxClassifier` with the same parameters.
-
-    Parameters
-    ----------
-    X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        Training data.
-    y : array-like of shape (n_samples,)
-        Class labels; at least two distinct classes.
-    Cs : array-like of shape (n_Cs,)
-        Positive inverse regularization strengths, in any order.
-    l1_ratio : float, default=0.0
-        Elastic-net mixing, as in :class:`SoftmaxClassifier`.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative weight per sample.
-    fit_intercept, class_weight, solver, tol, max_iter
-        As in :class:`SoftmaxClassifier`.
-
-    Returns
-    -------
-    coefs : ndarray of shape (n_Cs, n_classes, n_features)
-        ``coef_`` at each C, in the order of ``Cs``; rows follow the sorted
-        labels, ``np.unique(y)``.
-    intercepts : ndarray of shape (n_Cs, n_classes)
-        ``intercept_`` at each C.
-    n_iter : ndarray of shape (n_Cs,)
-        Solver iterations at each C.
-
-    See Also
-    --------
-    SoftmaxClassifierCV : Chooses C (and l1_ratio) by cross-validation.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import load_iris
-    >>> from sksoftmax import softmax_path
-    >>> X, y = load_iris(return_X_y=True)
-    >>> coefs, intercepts, n_iter = softmax_path(X, y, [0.01, 0.1, 1.0])
-    >>> coefs.shape, intercepts.shape
-    ((3, 3, 4), (3, 3))
-    >>> bool(abs(coefs[0]).max() < abs(coefs[2]).max())
-    True
-    """
-    Cs = _check_Cs(Cs)
-    estimator = SoftmaxClassifier(
-        C=Cs.min(),
-        l1_ratio=l1_ratio,
-        fit_intercept=fit_intercept,
-        class_weight=class_weight,
-        solver=solver,
-        tol=tol,
-        max_iter=max_iter,
-    )
-    estimator._validate_params()
-    X, y = validate_data(
-        estimator,
-        X,
-        y,
-        accept_sparse=["csr", "csc"],
-        dtype=[np.float64, np.float32],
-        order="C",
-    )
-    _, coefs, intercepts, n_iter = _fit_path(estimator, X, y, sample_weight, Cs)
-    return coefs, intercepts, n_iter
-
-
-def _check_Cs(Cs):
-    Cs = np.asarray(Cs, dtype=np.float64)
-    if Cs.ndim != 1 or Cs.size == 0 or not np.all(Cs > 0) or np.any(np.isnan(Cs)):
-        raise ValueError(
-            f"Cs must be a non-empty 1-d sequence of positive numbers; got {Cs!r}."
-        )
-    return Cs
 
 
 def _path_scores(estimator, X, y, sample_weight, train, test, Cs, scorer, score_params):
     """Fit the path on ``train`` and score each of its models on ``test``."""
     X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
     sw_train = None if sample_weight is None else sample_weight[train]
-    classes, coefs, intercepts, _ = _fit_path(estimator, X_train, y_train, sw_train, Cs)
+    data = training_data(
+        X_train,
+        y_train,
+        sw_train,
+        class_weight=estimator.class_weight,
+        fit_intercept=estimator.fit_intercept,
+    )
+    results = fit_path(
+        data,
+        Cs,
+        l1_ratio=estimator.l1_ratio,
+        solver=estimator.solver,
+        tol=estimator.tol,
+        max_iter=estimator.max_iter,
+        verbose=estimator.verbose,
+    )
+    coefs, intercepts, _ = stack_path(data, results, X.dtype)
     X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
     score_params = _check_method_params(X, score_params, test)
     model = SoftmaxClassifier(**estimator.get_params())
-    model.classes_, model.n_features_in_ = classes, X.shape[1]
+    model.classes_, model.n_features_in_ = data.classes, X.shape[1]
     scores = np.empty(len(Cs))
     for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
         model.coef_, model.intercept_ = coef, intercept
@@ -330,7 +196,6 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
     def _get_scorer(self):
         return get_scorer(self.scoring if self.scoring is not None else "accuracy")
 
-    @_fit_context(prefer_skip_nested_validation=False)
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # The folds, scores and grid are NumPy bookkeeping; Array API input is
@@ -338,6 +203,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         tags.array_api_support = False
         return tags
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None, **params):
         """Cross-validate the grid, choose the best parameters and refit.
 
@@ -369,14 +235,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
                 "l1_ratios must be a non-empty 1-d sequence of numbers in [0, 1]; "
                 f"got {self.l1_ratios!r}."
             )
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
-            order="C",
-        )
+        X, y = validate_training_X(self, X, y)
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
         if _routing_enabled():
@@ -385,19 +244,24 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
             score = {} if sample_weight is None else {"sample_weight": sample_weight}
             routed = Bunch(splitter=Bunch(split={}), scorer=Bunch(score=score))
 
+        # The whole-data checks of labels and weights run before any split.
+        data = training_data(
+            X,
+            y,
+            sample_weight,
+            class_weight=self.class_weight,
+            fit_intercept=self.fit_intercept,
+        )
+        _, grad = data.engine.loss_gradient(data.null_params())
+        grad_W, _ = data.engine.unpack(grad)
         grids = []
         for l1_ratio in l1_ratios:
             if isinstance(self.Cs, Integral):
-                strongest = _strongest_C(
-                    self._base(1.0, l1_ratio), X, y, sample_weight, l1_ratio
-                )
+                strongest = strongest_C(grad_W, data.weight_sum, l1_ratio)
                 grids.append(strongest * np.logspace(0, _GRID_DECADES, self.Cs))
             else:
-                grids.append(_check_Cs(self.Cs))
-        # The whole-data checks of labels and weights run before any split.
-        self._base(min(grid.min() for grid in grids), 0.0)._prepare(
-            X, y, sample_weight
-        )
+                grids.append(check_Cs(self.Cs))
+        ElasticNet.from_C(min(grid.min() for grid in grids), 0.0, data.weight_sum)
 
         cv = check_cv(self.cv, y, classifier=True)
         folds = list(cv.split(X, y, **routed.splitter.split))

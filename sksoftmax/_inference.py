@@ -1,38 +1,45 @@
-"""Standard errors, tests and a summary table for a fitted softmax model.
+r"""Standard errors, tests and a summary table for a fitted softmax model.
 
 The symmetric parameterization the estimator fits (one coefficient row per
 class) is not identified without a penalty, so inference is on the contrasts
 against a reference class ``r``: ``beta_k = W_k - W_r`` and
-``c_k = b_k - b_r`` for the ``K - 1`` other classes. On the summed scale
-(``S`` times the estimator's objective) the fitted model minimizes
+``c_k = b_k - b_r`` for the ``K - 1`` other classes. Parameters travel as an
+array of shape ``(K - 1, q)``: one row per non-reference class holding
+``[c_k, beta_k]`` (just ``beta_k`` without an intercept).
 
-    G(beta, c) = sum_i s_i [logsumexp(a_i) - a_{i, y_i}] + penalty(beta),
+The contrasts ``theta`` map linearly to symmetric parameters: put a zero row
+for the reference class and centre each column over the classes,
+``W = (I - 1 1^T / K) [theta; 0]``. The logits differ from those of
+``theta`` by a common shift, which the softmax ignores, and among all
+symmetric parameters with these contrasts the centred ones have the smallest
+penalty (the fitted model is centred too: the penalty's gradient keeps every
+row of ``W`` summing to zero). So the fitted model minimizes
 
-with ``a_{i, r} = 0`` and ``a_{i, k} = x_i^T beta_k + c_k``. The estimator
-penalizes ``||W||^2 / (2 C)`` over all K classes; for given contrasts the
-smallest such penalty is that of the class-centred ``W`` (the fitted one:
-the penalty's gradient keeps every row of ``W`` summing to zero), so, per
-feature j,
+.. math::
 
-    penalty(beta) = 1 / (2 C) * [sum_k beta_jk^2 - (sum_k beta_jk)^2 / K].
+    G(\theta) = S \left[f(A\theta) + R(A\theta)\right],
 
-This is also the exact marginal, over the common shift, of the Gaussian prior
-``W_jk ~ N(0, C)`` on all K classes: G is the negative log-posterior of the
-contrasts, whatever the reference class. It differs from penalizing
-``||beta||^2 / (2 C)``, whose minimizer is not the fitted model. Parameters
-travel as an array of shape ``(K - 1, q)``: one row per non-reference class
-holding ``[c_k, beta_k]`` (just ``beta_k`` without an intercept).
+with ``f`` the loss engine's weighted mean cross-entropy, ``R`` the L2
+penalty of ``C`` and ``A`` the centring map; with ``R = ||W||^2 / (2 C S)``,
+``S R`` is ``1 / (2 C) [sum_k beta_jk^2 - (sum_k beta_jk)^2 / K]`` per
+feature, the exact marginal, over the common shift, of the Gaussian prior
+``W_jk ~ N(0, C)`` on all K classes. Its gradient is ``S A^T grad``, its
+Hessian ``S A^T H A``, and the sandwich's middle ``S A^T M A`` with ``M`` the
+engine's weighted outer products of per-sample scores: everything comes from
+the engine the fit used.
 """
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, sparse
-from scipy.optimize import linprog
-from scipy.special import log_softmax
+from scipy import linalg
 from scipy.stats import chi2, norm
 from sklearn.exceptions import ConvergenceWarning
+
+from ._engines import make_engine
+from ._penalty import ElasticNet
+from ._separation import separating_shift
+from ._solvers import newton
 
 # Polish until the Newton step is below this many standard errors.
 _STEP_TOL_SE = 1e-6
@@ -347,93 +354,101 @@ class SoftmaxInferenceResults:
         return pd.DataFrame(self._table(alpha), columns=columns)
 
 
-class _ContrastObjective:
-    """G of the module docstring, its gradient, Hessian and score outer product.
+class _Contrasts:
+    """The linear map ``A`` from contrasts to the engine's flat parameters.
 
-    Works on the design ``Xt`` (``[1, X]`` with an intercept) of shape
-    ``(n, q)``, dense or sparse, and float64 frequency weights.
+    Parameters
+    ----------
+    n_features : int
+    n_classes : int
+    reference : int
+        Code of the reference class.
+    fit_intercept : bool
     """
 
-    def __init__(self, Xt, codes, weights, n_classes, reference, l2, fit_intercept):
-        self.Xt = Xt
-        self.codes = codes
-        self.weights = weights
+    def __init__(self, n_features, n_classes, reference, fit_intercept):
         self.n_classes = n_classes
         self.others = np.delete(np.arange(n_classes), reference)
-        self.l2 = l2
-        # Indices, within a class row, of the penalized coefficients.
-        self.penalized = np.arange(int(fit_intercept), Xt.shape[1])
-        self._rows = np.arange(Xt.shape[0])
+        # Engine rows (features, then the intercept) of the contrast columns.
+        self.order = (
+            np.r_[n_features, :n_features] if fit_intercept else np.arange(n_features)
+        )
+        self.shape = (n_classes - 1, self.order.shape[0])
+        self._engine_rows = n_features + 1
+        # Class centring restricted to the non-reference classes: (K, K - 1).
+        self.centring = (np.eye(n_classes) - 1.0 / n_classes)[:, self.others]
 
-    def _log_proba(self, theta):
-        logits = np.zeros((self.Xt.shape[0], self.n_classes))
-        logits[:, self.others] = self.Xt @ theta.T
-        return log_softmax(logits, axis=1)
+    def to_engine(self, theta):
+        """``A theta``: flat engine parameters of the contrasts ``theta``."""
+        matrix = np.zeros((self._engine_rows, self.n_classes))
+        matrix[self.order] = theta.reshape(self.shape).T @ self.centring.T
+        return matrix.ravel()
 
-    def loglik(self, theta):
-        log_proba = self._log_proba(theta)
-        return float(self.weights @ log_proba[self._rows, self.codes])
+    def to_contrasts(self, flat):
+        """``A^T flat``: an engine gradient in contrast coordinates, flat."""
+        matrix = flat.reshape(self._engine_rows, self.n_classes)[self.order]
+        return (matrix @ self.centring).T.ravel()
+
+    def square(self, engine_square):
+        """``A^T M A`` for a square matrix ``M`` over the engine parameters."""
+        q_engine, K = self._engine_rows, self.n_classes
+        M = engine_square.reshape(q_engine, K, q_engine, K)
+        M = M[self.order][:, :, self.order]
+        E = self.centring
+        n = self.shape[0] * self.shape[1]
+        return np.einsum("akbl,km,ln->manb", M, E, E, optimize=True).reshape(n, n)
+
+    def from_symmetric(self, coef, intercept, reference):
+        """The contrasts of fitted symmetric parameters, shape ``(K - 1, q)``."""
+        symmetric = np.column_stack([coef, intercept])[:, self.order]
+        return (symmetric - symmetric[reference])[self.others]
+
+
+class _ContrastProblem:
+    """``G`` of the module docstring and its derivatives, through the engine."""
+
+    def __init__(self, engine, contrasts, penalty, weight_sum):
+        self.engine = engine
+        self.contrasts = contrasts
+        self.penalty = penalty
+        self.weight_sum = weight_sum
+
+    def neg_loglik(self, theta):
+        """``S f(A theta)``, the negative log-likelihood."""
+        value, _ = self.engine.loss_gradient(self.contrasts.to_engine(theta))
+        return self.weight_sum * value
 
     def value(self, theta):
-        beta = theta[:, self.penalized]
-        penalty = np.sum(beta**2) - np.sum(beta.sum(axis=0) ** 2) / self.n_classes
-        return -self.loglik(theta) + 0.5 * self.l2 * penalty
+        params = self.contrasts.to_engine(theta)
+        value, _ = self.engine.loss_gradient(params)
+        W, _ = self.engine.unpack(params)
+        return self.weight_sum * (value + self.penalty.value(W))
 
-    def _residual(self, theta):
-        """P - Y for the non-reference classes, and P, both (n, K - 1)."""
-        proba = np.exp(self._log_proba(theta))[:, self.others]
-        residual = proba.copy()
-        hit = self.codes[:, None] == self.others[None, :]
-        residual[hit] -= 1.0
-        return residual, proba
-
-    def gradient(self, theta):
-        residual, _ = self._residual(theta)
-        grad = np.asarray((self.Xt.T @ (residual * self.weights[:, None])).T)
-        beta = theta[:, self.penalized]
-        grad[:, self.penalized] += self.l2 * (beta - beta.sum(axis=0) / self.n_classes)
-        return grad
-
-    def gram(self, w):
-        """``Xt^T diag(w) Xt`` as a dense array."""
-        if sparse.issparse(self.Xt):
-            return (self.Xt.T @ sparse.diags(w) @ self.Xt).toarray()
-        return (self.Xt * w[:, None]).T @ self.Xt
-
-    def _block_matrix(self, weight):
-        """Assemble ``[Xt^T diag(weight(k, l)) Xt]_{k, l}`` as (p, p)."""
-        n_other, q = len(self.others), self.Xt.shape[1]
-        out = np.empty((n_other, q, n_other, q))
-        for k in range(n_other):
-            for l in range(k, n_other):
-                out[k, :, l, :] = self.gram(weight(k, l))
-                out[l, :, k, :] = out[k, :, l, :].T
-        return out
-
-    def hessian(self, theta):
-        """Exact Hessian of G, shape (p, p) with p = (K - 1) q."""
-        _, proba = self._residual(theta)
-        s = self.weights
-
-        def weight(k, l):
-            return s * proba[:, k] * (float(k == l) - proba[:, l])
-
-        H = self._block_matrix(weight)
-        if self.l2:
-            idx = self.penalized
-            for k in range(len(self.others)):
-                for l in range(len(self.others)):
-                    H[k, idx, l, idx] += self.l2 * (
-                        float(k == l) - 1.0 / self.n_classes
-                    )
-        return H.reshape(theta.size, theta.size)
+    def derivatives(self, theta):
+        """Value, gradient and Hessian of ``G`` at flat ``theta``."""
+        params = self.contrasts.to_engine(theta)
+        value, grad = self.engine.loss_gradient(params)
+        W, _ = self.engine.unpack(params)
+        value = self.penalty.add_smooth(W, value, self.engine.unpack(grad)[0])
+        hessian = self.engine.hessian(params)
+        n_coef = W.size
+        hessian[np.arange(n_coef), np.arange(n_coef)] += self.penalty.l2
+        S = self.weight_sum
+        return (
+            S * value,
+            S * self.contrasts.to_contrasts(grad),
+            S * self.contrasts.square(hessian),
+        )
 
     def score_outer(self, theta):
         """``sum_i s_i g_i g_i^T`` with ``g_i`` the score of sample i."""
-        residual, _ = self._residual(theta)
-        s = self.weights
-        M = self._block_matrix(lambda k, l: s * residual[:, k] * residual[:, l])
-        return M.reshape(theta.size, theta.size)
+        outer = self.engine.score_outer(self.contrasts.to_engine(theta))
+        return self.weight_sum * self.contrasts.square(outer)
+
+    def gram(self):
+        """``[1, X]^T diag(s) [1, X]`` (``X^T diag(s) X`` without an intercept)."""
+        order = self.contrasts.order
+        return self.weight_sum * self.engine.gram()[np.ix_(order, order)]
 
 
 def _eigh(A, scale):
@@ -447,24 +462,67 @@ def _eigh(A, scale):
     return eigval / top, eigvec, top
 
 
-def _inverse_on(H, keep, scale):
-    """Inverse of ``H`` restricted to the parameters ``keep``.
+class _Curvature:
+    """The inverse Hessian on the parameters ``keep``, and what it leaves out.
 
     ``scale`` puts the parameters in the units of standardized columns, so
     that a small eigenvalue means weak information, not a large feature.
-    Returns the (len(keep), len(keep)) pseudo-inverse, the parameters (a
-    subset of ``keep``) its numerical null space involves, which it leaves
-    out, and the smallest relative eigenvalue.
+
+    Attributes
+    ----------
+    inverse : ndarray of shape (len(keep), len(keep))
+        Pseudo-inverse of the Hessian restricted to ``keep``.
+    singular : ndarray
+        Parameters (a subset of ``keep``) its numerical null space involves,
+        which the inverse leaves out.
+    min_eig : float
+        Smallest relative eigenvalue.
+    step_se : float
+        The Newton step, in standard errors, over the regular parameters.
     """
-    if keep.size == 0:
-        return np.zeros((0, 0)), keep, 1.0
-    scale = scale[keep]
-    eigval, eigvec, top = _eigh(H[np.ix_(keep, keep)], scale)
-    good = eigval > _RCOND
-    inverse = (eigvec[:, good] / (eigval[good] * top)) @ eigvec[:, good].T
-    inverse /= np.outer(scale, scale)
-    null = np.any(np.abs(eigvec[:, ~good]) > _LOADING_TOL, axis=1)
-    return inverse, keep[null], float(eigval[0])
+
+    def __init__(self, hessian, grad, keep, scale):
+        self.keep = keep
+        if keep.size == 0:
+            self.inverse, self.singular, self.min_eig = np.zeros((0, 0)), keep, 1.0
+        else:
+            scale = scale[keep]
+            eigval, eigvec, top = _eigh(hessian[np.ix_(keep, keep)], scale)
+            good = eigval > _RCOND
+            inverse = (eigvec[:, good] / (eigval[good] * top)) @ eigvec[:, good].T
+            self.inverse = inverse / np.outer(scale, scale)
+            null = np.any(np.abs(eigvec[:, ~good]) > _LOADING_TOL, axis=1)
+            self.singular = keep[null]
+            self.min_eig = float(eigval[0])
+        self.step = np.zeros_like(grad)
+        self.step[keep] = self.inverse @ grad[keep]
+        se = np.sqrt(np.diag(self.inverse))
+        regular = ~np.isin(keep, self.singular)
+        self.step_se = float(
+            np.max(np.abs(self.step[keep][regular]) / se[regular], initial=0.0)
+        )
+
+
+def _polish(problem, theta, keep, scale):
+    """Newton steps on the parameters ``keep`` until the step is negligible.
+
+    Stops when the step is at most ``_STEP_TOL_SE`` standard errors, after
+    ``_MAX_NEWTON_STEPS`` steps, or when a backtracking line search finds no
+    decrease. Returns the :class:`~sksoftmax._solvers.NewtonResult`, whose
+    ``step`` is the :class:`_Curvature` at its last point.
+    """
+
+    def step(grad, hessian):
+        curvature = _Curvature(hessian, grad, keep, scale)
+        return curvature.step, curvature.step_se <= _STEP_TOL_SE, curvature
+
+    return newton(
+        problem.value,
+        problem.derivatives,
+        theta.ravel(),
+        step=step,
+        max_steps=_MAX_NEWTON_STEPS,
+    )
 
 
 def _collinear_columns(gram, scale):
@@ -485,104 +543,6 @@ def _collinear_columns(gram, scale):
     return involved, independent
 
 
-def _separating_shift(obj, column_scale):
-    """A shift of the parameters to the limit of a separation, or None.
-
-    With margins ``m_ik = a_{i, y_i} - a_{i, k}`` (k != y_i), solves the
-    linear program: maximize ``sum t_ik`` subject to ``0 <= t_ik <= 1``,
-    ``t_ik <= m_ik`` and ``m_ik >= 0``. Its optimum is 0 when the classes
-    overlap. Otherwise they are (quasi-)completely separated: along the
-    optimal direction no likelihood term falls and some rise without bound,
-    so the maximum likelihood estimate does not exist. Any pair that some
-    direction separates is separated by the optimal one (adding a little of
-    that direction would raise the sum), and scaling makes every such margin
-    at least 1. The returned shift goes far enough along it that the
-    separated terms are 1 to machine precision.
-    """
-    Xt = sparse.csr_matrix(obj.Xt) @ sparse.diags(1.0 / column_scale)
-    blocks = []
-    for k in range(obj.n_classes):
-        rows = obj.codes != k
-        Xr, yr = Xt[rows], obj.codes[rows]
-        blocks.append(
-            sparse.hstack(
-                [
-                    sparse.diags((yr == c).astype(float)) @ Xr - float(c == k) * Xr
-                    for c in obj.others
-                ]
-            )
-        )
-    A = sparse.vstack(blocks).tocsr()
-    n_pairs, n_params = A.shape
-    identity = sparse.eye(n_pairs)
-    result = linprog(
-        np.concatenate([np.zeros(n_params), -np.ones(n_pairs)]),
-        A_ub=sparse.vstack(
-            [
-                sparse.hstack([-A, identity]),
-                sparse.hstack([-A, sparse.csr_matrix((n_pairs, n_pairs))]),
-            ]
-        ),
-        b_ub=np.zeros(2 * n_pairs),
-        bounds=[(None, None)] * n_params + [(0.0, 1.0)] * n_pairs,
-        method="highs",
-    )
-    if result.status != 0 or -result.fun < 0.5:
-        return None
-    direction = result.x[:n_params]
-    # exp(-50) is below float64 resolution next to 1.
-    length = 50.0 / np.min((A @ direction)[result.x[n_params:] > 0.5])
-    return length * direction.reshape(-1, Xt.shape[1]) / column_scale
-
-
-@dataclass
-class _Point:
-    """Where the Newton polish stopped, and the curvature there."""
-
-    theta: np.ndarray
-    n_steps: int
-    converged: bool
-    step_se: float  # the last Newton step, in standard errors
-    inverse: np.ndarray  # of the Hessian restricted to the kept parameters
-    singular: np.ndarray  # parameters the inverse leaves out
-    min_eig: float
-
-
-def _polish(obj, theta, keep, scale):
-    """Newton steps on the parameters ``keep`` until the step is negligible.
-
-    Stops when the step is at most ``_STEP_TOL_SE`` standard errors, after
-    ``_MAX_NEWTON_STEPS`` steps, or when a backtracking line search finds no
-    decrease.
-    """
-    n_steps = 0
-    while True:
-        value, grad = obj.value(theta), obj.gradient(theta).ravel()
-        hessian = obj.hessian(theta)
-        inverse, singular, min_eig = _inverse_on(hessian, keep, scale)
-        step = inverse @ grad[keep]
-        se = np.sqrt(np.diag(inverse))
-        regular = ~np.isin(keep, singular)
-        step_se = float(np.max(np.abs(step[regular]) / se[regular], initial=0.0))
-        converged = step_se <= _STEP_TOL_SE
-        if converged or n_steps == _MAX_NEWTON_STEPS:
-            break
-        slope = float(grad[keep] @ step)
-        t = 1.0
-        while t > 1e-10:
-            trial = theta.ravel().copy()
-            trial[keep] -= t * step
-            trial = trial.reshape(theta.shape)
-            if obj.value(trial) <= value - 1e-4 * t * slope:
-                break
-            t *= 0.5
-        else:
-            break
-        theta = trial
-        n_steps += 1
-    return _Point(theta, n_steps, converged, step_se, inverse, singular, min_eig)
-
-
 def _term_list(params, classes, terms):
     q = len(terms)
     by_class = {}
@@ -593,10 +553,33 @@ def _term_list(params, classes, terms):
     )
 
 
+def _identified(gram, column_scale, n_other, terms):
+    """Parameters that collinear columns leave unidentified, without a penalty.
+
+    Returns a mask of the unidentified parameters, the parameters to keep
+    and the rank of the design.
+    """
+    q = gram.shape[0]
+    involved, independent = _collinear_columns(gram, column_scale)
+    undefined = np.zeros(n_other * q, dtype=bool)
+    offsets = q * np.arange(n_other)[:, None]
+    if involved.size:
+        undefined[(offsets + involved).ravel()] = True
+        warnings.warn(
+            f"The columns {', '.join(map(str, terms[involved]))} of the design "
+            "are collinear (linearly dependent): without a penalty their "
+            "coefficients are not identified and are reported as NaN. Drop "
+            "one of them, or fit with a finite C.",
+            UserWarning,
+            stacklevel=5,
+        )
+    return undefined, (offsets + independent).ravel(), len(independent)
+
+
 def softmax_inference(
     X,
     codes,
-    sample_weight,
+    weights,
     coef,
     intercept,
     *,
@@ -615,10 +598,10 @@ def softmax_inference(
     X : ndarray or sparse matrix of shape (n_samples, n_features), float64
     codes : ndarray of shape (n_samples,)
         Class codes in ``[0, n_classes)``, every class with positive weight.
-    sample_weight : ndarray of shape (n_samples,)
+    weights : ndarray of shape (n_samples,)
         Frequency weights (sample weight times class weight).
     coef, intercept : ndarray of shape (n_classes, n_features), (n_classes,)
-        The fitted symmetric parameters.
+        The fitted symmetric parameters, float64.
     classes : ndarray of shape (n_classes,)
     reference : int
         Code of the reference class.
@@ -632,119 +615,69 @@ def softmax_inference(
     -------
     SoftmaxInferenceResults
     """
-    positive = sample_weight > 0
-    X, codes, sample_weight = X[positive], codes[positive], sample_weight[positive]
-    n_classes = len(classes)
+    n_classes, n_features = coef.shape
+    engine = make_engine(X, codes, n_classes, weights, fit_intercept)
+    weight_sum = float(np.sum(weights))
+    contrasts = _Contrasts(n_features, n_classes, reference, fit_intercept)
+    penalty = ElasticNet.from_C(C, 0.0, weight_sum)
+    problem = _ContrastProblem(engine, contrasts, penalty, weight_sum)
+    n_other, q = contrasts.shape
+    terms = np.asarray(feature_names, dtype=object)
     if fit_intercept:
-        ones = np.ones((X.shape[0], 1))
-        Xt = (
-            sparse.hstack([ones, X], format="csr")
-            if sparse.issparse(X)
-            else np.hstack([ones, X])
-        )
-        terms = np.concatenate([["intercept"], feature_names]).astype(object)
-    else:
-        Xt, terms = X, np.asarray(feature_names, dtype=object)
-    l2 = 0.0 if np.isinf(C) else 1.0 / C
-    obj = _ContrastObjective(
-        Xt, codes, sample_weight, n_classes, reference, l2, fit_intercept
-    )
-    n_other, q = n_classes - 1, Xt.shape[1]
-    n_params = n_other * q
-    other_labels = classes[obj.others]
+        terms = np.concatenate([["intercept"], terms]).astype(object)
+    other_labels = classes[contrasts.others]
 
-    gram = obj.gram(sample_weight)
+    gram = problem.gram()
     column_scale = np.sqrt(np.diag(gram))
     column_scale[column_scale == 0.0] = 1.0
     scale = np.tile(column_scale, n_other)
+    if penalty.l2 == 0.0:
+        undefined, keep, rank = _identified(gram, column_scale, n_other, terms)
+    else:
+        undefined, keep, rank = np.zeros(n_other * q, bool), np.arange(n_other * q), q
 
-    undefined = np.zeros(n_params, dtype=bool)
-    keep = np.arange(n_params)
-    rank = q
-    if l2 == 0.0:
-        involved, independent = _collinear_columns(gram, column_scale)
-        rank = len(independent)
-        if involved.size:
-            offsets = q * np.arange(n_other)[:, None]
-            undefined[(offsets + involved).ravel()] = True
-            keep = (offsets + independent).ravel()
-            warnings.warn(
-                f"The columns {', '.join(map(str, terms[involved]))} of the design "
-                "are collinear (linearly dependent): without a penalty their "
-                "coefficients are not identified and are reported as NaN. Drop "
-                "one of them, or fit with a finite C.",
-                UserWarning,
-                stacklevel=4,
-            )
-
-    symmetric = (
-        np.column_stack([intercept, coef]) if fit_intercept else np.asarray(coef)
-    )
-    theta0 = (symmetric - symmetric[reference])[obj.others]
-    point = _polish(obj, theta0, keep, scale)
+    theta0 = contrasts.from_symmetric(coef, intercept, reference).ravel()
+    point = _polish(problem, theta0, keep, scale)
     n_steps = point.n_steps
     separated = False
-    if l2 == 0.0 and (not point.converged or point.min_eig < _RCOND_SUSPECT):
-        shift = _separating_shift(obj, column_scale)
+    if penalty.l2 == 0.0 and (not point.converged or point.step.min_eig < _RCOND_SUSPECT):
+        positive = weights > 0
+        shift = separating_shift(
+            X[positive], codes[positive], contrasts.others, column_scale, fit_intercept
+        )
         if shift is not None:
             # Continue at the limit of the likelihood along the separation,
             # where the parameters it leaves uninformed have no curvature.
             separated = True
-            point = _polish(obj, point.theta + shift, keep, scale)
+            point = _polish(problem, point.x + shift.ravel(), keep, scale)
             n_steps += point.n_steps
-    if separated:
-        warnings.warn(
-            "The classes are (quasi-)completely separated: the likelihood keeps "
-            "increasing along a direction that moves "
-            f"{_term_list(point.singular, other_labels, terms)}. Their maximum "
-            "likelihood estimates do not exist (they are infinite or not "
-            "informed by the data) and are reported as NaN; the other estimates "
-            "and standard errors are those of the limit. Fit with a finite C for "
-            "a penalized estimate.",
-            UserWarning,
-            stacklevel=4,
-        )
-    elif point.singular.size:
-        warnings.warn(
-            "The Hessian is numerically singular in the directions of "
-            f"{_term_list(point.singular, other_labels, terms)}; these are "
-            "reported as NaN.",
-            UserWarning,
-            stacklevel=4,
-        )
-    undefined[point.singular] = True
-    if not point.converged:
-        warnings.warn(
-            f"Polishing stopped after {n_steps} Newton steps with a remaining "
-            f"step of {point.step_se:.2g} standard errors; the results may be "
-            "inaccurate.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
+    curvature = point.step
+    _warn_unidentified(separated, curvature, point, n_steps, other_labels, terms)
+    undefined[curvature.singular] = True
 
-    inverse = point.inverse
+    inverse = curvature.inverse
     if cov_type == "HC0":
         # With a penalty the bread is the penalized Hessian, the meat the
         # scores of the likelihood alone.
-        meat = obj.score_outer(point.theta)[np.ix_(keep, keep)]
+        meat = problem.score_outer(point.x)[np.ix_(keep, keep)]
         inverse = inverse @ meat @ inverse
+    n_params = n_other * q
     cov = np.full((n_params, n_params), np.nan)
     cov[np.ix_(keep, keep)] = inverse
     cov[undefined, :] = np.nan
     cov[:, undefined] = np.nan
 
-    estimates = point.theta.ravel().copy()
-    moved = np.abs(estimates - theta0.ravel())[~undefined]
+    estimates = point.x.copy()
+    moved = np.abs(estimates - theta0)[~undefined]
     estimates[undefined] = np.nan
     estimates = estimates.reshape(n_other, q)
 
-    nobs = float(np.sum(sample_weight))
+    class_totals = np.bincount(codes, weights=weights, minlength=n_classes)
     if fit_intercept:
-        weight_by_class = np.bincount(codes, weights=sample_weight, minlength=n_classes)
-        llnull = float(weight_by_class @ np.log(weight_by_class / nobs))
+        llnull = float(class_totals @ np.log(class_totals / weight_sum))
     else:
         # Nested in a model without intercepts: all parameters zero.
-        llnull = -nobs * np.log(n_classes)
+        llnull = -weight_sum * np.log(n_classes)
     n_identified = n_other * rank
     return SoftmaxInferenceResults(
         classes=other_labels,
@@ -757,11 +690,43 @@ def softmax_inference(
         cov_type=cov_type,
         alpha=alpha,
         C=C,
-        nobs=nobs,
-        llf=obj.loglik(point.theta),
+        nobs=weight_sum,
+        llf=-problem.neg_loglik(point.x),
         llnull=llnull,
         df_model=n_identified - n_other * int(fit_intercept),
         n_params=n_identified,
         n_newton_steps=n_steps,
         polish_shift=float(np.max(moved, initial=0.0)),
     )
+
+
+def _warn_unidentified(separated, curvature, point, n_steps, labels, terms):
+    """Warn about separation, singular directions and an unfinished polish."""
+    if separated:
+        warnings.warn(
+            "The classes are (quasi-)completely separated: the likelihood keeps "
+            "increasing along a direction that moves "
+            f"{_term_list(curvature.singular, labels, terms)}. Their maximum "
+            "likelihood estimates do not exist (they are infinite or not "
+            "informed by the data) and are reported as NaN; the other estimates "
+            "and standard errors are those of the limit. Fit with a finite C for "
+            "a penalized estimate.",
+            UserWarning,
+            stacklevel=5,
+        )
+    elif curvature.singular.size:
+        warnings.warn(
+            "The Hessian is numerically singular in the directions of "
+            f"{_term_list(curvature.singular, labels, terms)}; these are "
+            "reported as NaN.",
+            UserWarning,
+            stacklevel=5,
+        )
+    if not point.converged:
+        warnings.warn(
+            f"Polishing stopped after {n_steps} Newton steps with a remaining "
+            f"step of {curvature.step_se:.2g} standard errors; the results may be "
+            "inaccurate.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )

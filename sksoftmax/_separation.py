@@ -1,6 +1,8 @@
 """Perfect separation: when the unpenalized fit has no minimizer."""
 
 import numpy as np
+from scipy import sparse
+from scipy.optimize import linprog
 
 
 class PerfectSeparationWarning(UserWarning):
@@ -76,3 +78,74 @@ def separates(logits, y_codes, sample_weight):
     own = logits[rows, y_codes].copy()
     logits[rows, y_codes] = -np.inf
     return bool(np.all(own > logits.max(axis=1)))
+
+
+def separating_shift(X, codes, others, column_scale, fit_intercept):
+    """A shift of the contrasts to the limit of a separation, or None.
+
+    With margins ``m_ik = a_{i, y_i} - a_{i, k}`` (k != y_i) of the contrast
+    logits (zero for the reference class), solves the linear program:
+    maximize ``sum t_ik`` subject to ``0 <= t_ik <= 1``, ``t_ik <= m_ik`` and
+    ``m_ik >= 0``. Its optimum is 0 when the classes overlap. Otherwise they
+    are (quasi-)completely separated: along the optimal direction no
+    likelihood term falls and some rise without bound, so the maximum
+    likelihood estimate does not exist. Any pair that some direction
+    separates is separated by the optimal one (adding a little of that
+    direction would raise the sum), and scaling makes every such margin at
+    least 1. The returned shift goes far enough along it that the separated
+    terms are 1 to machine precision.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        The samples of positive weight.
+    codes : ndarray of shape (n_samples,)
+        Their class codes.
+    others : ndarray of shape (n_classes - 1,)
+        Codes of the non-reference classes, one per row of the contrasts.
+    column_scale : ndarray of shape (q,)
+        Scale of each design column (``[1, X]`` with an intercept).
+    fit_intercept : bool
+
+    Returns
+    -------
+    shift : ndarray of shape (n_classes - 1, q) or None
+        In the contrasts' layout, each row ``[c_k, beta_k]``.
+    """
+    design = sparse.csr_matrix(X)
+    if fit_intercept:
+        design = sparse.hstack([np.ones((X.shape[0], 1)), design], format="csr")
+    design = design @ sparse.diags(1.0 / column_scale)
+    blocks = []
+    for k in range(len(others) + 1):
+        rows = codes != k
+        Xr, yr = design[rows], codes[rows]
+        blocks.append(
+            sparse.hstack(
+                [
+                    sparse.diags((yr == c).astype(float)) @ Xr - float(c == k) * Xr
+                    for c in others
+                ]
+            )
+        )
+    A = sparse.vstack(blocks).tocsr()
+    n_pairs, n_params = A.shape
+    identity = sparse.eye(n_pairs)
+    result = linprog(
+        np.concatenate([np.zeros(n_params), -np.ones(n_pairs)]),
+        A_ub=sparse.vstack(
+            [
+                sparse.hstack([-A, identity]),
+                sparse.hstack([-A, sparse.csr_matrix((n_pairs, n_pairs))]),
+            ]
+        ),
+        b_ub=np.zeros(2 * n_pairs),
+        bounds=[(None, None)] * n_params + [(0.0, 1.0)] * n_pairs,
+        method="highs",
+    )
+    if result.status != 0 or -result.fun < 0.5:
+        return None
+    direction = result.x[:n_params]
+    # exp(-50) is below float64 resolution next to 1.
+    length = 50.0 / np.min((A @ direction)[result.x[n_params:] > 0.5])
+    return length * direction.reshape(-1, design.shape[1]) / column_scale

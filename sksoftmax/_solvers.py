@@ -1,18 +1,25 @@
-"""Optimizers for :class:`~sksoftmax._loss.SoftmaxLoss`.
+"""Optimizers: an engine and a penalty in, a :class:`SolverResult` out.
 
-A solver takes a loss object and a starting point and returns a
-:class:`SolverResult`. It knows nothing of scikit-learn.
+A solver minimizes the engine's data term plus the penalty, starting from a
+given point. It knows nothing of scikit-learn. Each solver declares whether
+it handles the L1 part of a penalty; :func:`solve` refuses the others with
+that declaration's message.
 """
 
 import functools
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy
 from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
+
+from ._engines import LossEngine
+from ._penalty import ElasticNet
 
 
 @dataclass
@@ -24,10 +31,10 @@ class SolverResult:
     params : ndarray
         The final flat parameter vector.
     value : float
-        Objective at ``params``.
+        Objective at ``params``, penalty included.
     grad_max : float
-        Largest absolute gradient entry at ``params`` (the quantity ``tol``
-        bounds).
+        Largest absolute entry of the (minimum-norm sub)gradient at
+        ``params``: the quantity ``tol`` bounds.
     n_iter : int
         Iterations taken.
     converged : bool
@@ -101,8 +108,8 @@ _scipy_blas_single_threaded = _ScipyBlasSingleThreaded()
 _CURVATURE = 1.0 / 64.0
 
 
-class _StandardizedProblem:
-    """The loss in preconditioned coordinates, remembering its last evaluation.
+class _Preconditioned:
+    """Data term plus penalty in preconditioned coordinates, remembering its last point.
 
     With column means ``mu`` and scales ``sigma``, the change of variables
     ``W = W' / sigma`` (row-wise), ``b = b' - mu^T W`` gives
@@ -111,38 +118,46 @@ class _StandardizedProblem:
     The objective is unchanged, penalty included, since it is evaluated on
     the original ``W``.
 
-    ``sigma_j^2 = var_j + lambda / c`` makes the diagonal of the Hessian,
-    about ``c * var_j + lambda`` for column j, the same ``c`` for every
-    column: plain standardization would make the penalty ``lambda / var_j``
+    ``sigma_j^2 = var_j + lambda_2 / c`` makes the diagonal of the Hessian,
+    about ``c * var_j + lambda_2`` for column j, the same ``c`` for every
+    column: plain standardization would make the penalty ``lambda_2 / var_j``
     stiff on nearly constant columns. Without an intercept there is nothing
     to absorb the centring, so the scale uses the raw second moment.
+
+    The L1 part of the penalty is not in the value returned to the
+    optimizer (see :class:`_Split`), but it is in :attr:`objective` and
+    :meth:`stationarity`.
     """
 
-    def __init__(self, loss, *, second_order=False):
-        self.loss = loss
+    second_order = False
+
+    def __init__(self, engine: LossEngine, penalty: ElasticNet, *, second_order=False):
+        self.engine = engine
+        self.penalty = penalty
         self.second_order = second_order
-        mean, var = loss.column_moments()
-        if not loss.fit_intercept:
+        mean, var = engine.column_moments()
+        if not engine.fit_intercept:
             var, mean = var + mean**2, np.zeros_like(mean)
-        scale_sq = var + loss.l2_reg_strength / _CURVATURE
+        scale_sq = var + penalty.l2 / _CURVATURE
         self.mean = mean
         self.std = np.sqrt(np.where(scale_sq > 0.0, scale_sq, 1.0))
         self.params = None
-        self.value = None
+        self.data_value = None
         self.grad = None
         self._hessp = None
 
     def to_original(self, params_std):
         """``M @ params_std``: standardized coordinates to W and b."""
         params = params_std.copy()
-        W, b = self.loss.unpack(params)
+        W, b = self.engine.unpack(params)
         W /= self.std[:, None]
         b -= self.mean @ W
         return params
 
     def from_original(self, params):
+        """The inverse of :meth:`to_original`."""
         params_std = params.copy()
-        W, b = self.loss.unpack(params_std)
+        W, b = self.engine.unpack(params_std)
         b += self.mean @ W
         W *= self.std[:, None]
         return params_std
@@ -150,7 +165,7 @@ class _StandardizedProblem:
     def _transpose_map(self, grad):
         """``M^T @ grad``: a gradient in W and b to standardized coordinates."""
         grad_std = grad.copy()
-        grad_W, grad_b = self.loss.unpack(grad_std)
+        grad_W, grad_b = self.engine.unpack(grad_std)
         grad_W -= np.outer(self.mean, grad_b)
         grad_W /= self.std[:, None]
         return grad_std
@@ -164,70 +179,65 @@ class _StandardizedProblem:
     def __call__(self, params_std):
         self.params = self.to_original(params_std)
         if self.second_order:
-            self.value, self.grad, self._hessp = self.loss.hessian_product(self.params)
+            value, grad, self._hessp = self.engine.hessian_product(self.params)
         else:
-            self.value, self.grad = self.loss.loss_gradient(self.params)
-        return self.value, self._transpose_map(self.grad)
+            value, grad = self.engine.loss_gradient(self.params)
+        self.data_value = value
+        W, _ = self.engine.unpack(self.params)
+        value = self.penalty.add_smooth(W, value, self.engine.unpack(grad)[0])
+        self.grad = grad
+        return value, self._transpose_map(grad)
 
     def hessp(self, params_std, direction_std):
         """``M^T H M direction`` with H the Hessian at ``params_std``."""
         self.evaluate(params_std)
-        return self._transpose_map(self._hessp(self.to_original(direction_std)))
+        direction = self.to_original(direction_std)
+        product = self._hessp(direction)
+        self.penalty.add_smooth_hessp(
+            self.engine.unpack(direction)[0], self.engine.unpack(product)[0]
+        )
+        return self._transpose_map(product)
 
     @property
     def objective(self):
-        """Objective at the last point, in original coordinates."""
-        return self.value
+        """Objective at the last point, penalty included, in original coordinates."""
+        return self.data_value + self.penalty.value(self.engine.unpack(self.params)[0])
 
     def stationarity(self):
-        """Largest absolute gradient entry at the last point (what tol bounds)."""
-        return float(np.max(np.abs(self.grad)))
+        """Largest entry of the minimum-norm subgradient at the last point (what tol bounds)."""
+        grad = self.grad.copy()
+        grad_W, _ = self.engine.unpack(grad)
+        W, _ = self.engine.unpack(self.params)
+        grad_W[...] = self.penalty.min_norm_subgradient(W, grad_W)
+        return float(np.max(np.abs(grad)))
 
 
-class _L1Split:
-    """Elastic net through the split ``W' = U - V`` with ``U, V >= 0``.
+class _Split:
+    """The L1 part of the penalty through its bounded split, for L-BFGS-B.
 
-    On that orthant ``lambda_1 * ||W||_1`` is the linear ``lambda_1 * sum(U + V)``,
-    so the objective stays smooth and L-BFGS-B handles the bounds. A
-    coefficient is exactly zero when both halves sit on their bound, which is
-    where L-BFGS-B leaves them when the smooth gradient is below the penalty:
-    no thresholding. It wraps a ``_StandardizedProblem``, whose scaling keeps
-    signs, so the bounds read the same in both coordinates; the L1 weight of
-    row j becomes ``lambda_1 / sigma_j`` there.
+    Wraps a :class:`_Preconditioned` problem, whose scaling keeps signs, so
+    the bounds read the same in both coordinates; the L1 weight of row j
+    becomes ``lambda_1 / sigma_j`` there.
     """
 
     second_order = False
 
-    def __init__(self, problem, l1_reg_strength):
+    def __init__(self, problem: _Preconditioned):
         self.problem = problem
-        self.l1_reg_strength = l1_reg_strength
-        loss = problem.loss
-        self._n_coef = loss.n_features * loss.n_classes
-        self._l1_std = np.repeat(l1_reg_strength / problem.std, loss.n_classes)
-        self.bounds = [(0.0, None)] * (2 * self._n_coef) + [(None, None)] * loss.n_classes
-
-    def _merge(self, x):
-        n = self._n_coef
-        return np.concatenate([x[:n] - x[n : 2 * n], x[2 * n :]])
+        n_classes = problem.engine.n_classes
+        self._split = problem.penalty.bounded_split(
+            np.repeat(problem.penalty.l1 / problem.std, n_classes)
+        )
+        self.bounds = self._split.bounds(n_classes)
 
     def from_original(self, params):
-        params_std = self.problem.from_original(params)
-        coef = params_std[: self._n_coef]
-        return np.concatenate(
-            [np.maximum(coef, 0.0), np.maximum(-coef, 0.0), params_std[self._n_coef :]]
-        )
+        return self._split.split(self.problem.from_original(params))
 
     def __call__(self, x):
-        n = self._n_coef
-        value, grad = self.problem(self._merge(x))
-        value += np.dot(self._l1_std, x[:n]) + np.dot(self._l1_std, x[n : 2 * n])
-        grad_coef = grad[:n]
-        return value, np.concatenate(
-            [grad_coef + self._l1_std, self._l1_std - grad_coef, grad[n:]]
-        )
+        return self._split.value_gradient(x, *self.problem(self._split.merge(x)))
 
     def evaluate(self, x):
-        self.problem.evaluate(self._merge(x))
+        self.problem.evaluate(self._split.merge(x))
 
     @property
     def params(self):
@@ -235,20 +245,10 @@ class _L1Split:
 
     @property
     def objective(self):
-        coef = self.params[: self._n_coef]
-        return self.problem.value + self.l1_reg_strength * float(np.sum(np.abs(coef)))
+        return self.problem.objective
 
     def stationarity(self):
-        """Largest entry of the minimum-norm subgradient, in original coordinates."""
-        grad = self.problem.grad.copy()
-        coef, grad_coef = self.params[: self._n_coef], grad[: self._n_coef]
-        l1 = self.l1_reg_strength
-        grad_coef[...] = np.where(
-            coef != 0.0,
-            grad_coef + l1 * np.sign(coef),
-            np.sign(grad_coef) * np.maximum(np.abs(grad_coef) - l1, 0.0),
-        )
-        return float(np.max(np.abs(grad)))
+        return self.problem.stationarity()
 
 
 def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
@@ -295,37 +295,35 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
     )
 
 
-def lbfgs(loss, params0, *, tol, max_iter, verbose=0, l1_reg_strength=0.0):
-    """Minimize ``loss`` with scipy's L-BFGS-B on one fused value+gradient call.
+def lbfgs(engine, penalty, params0, *, tol, max_iter, verbose=0):
+    """Minimize with scipy's L-BFGS-B on one fused value+gradient call.
 
-    The iterations run in standardized coordinates (see
-    ``_StandardizedProblem``); the stopping rule is on the gradient in the
-    original ones, scikit-learn's ``tol``. With an L1 term the coefficients
-    are split into bounded halves (see ``_L1Split``).
+    The iterations run in preconditioned coordinates (see
+    :class:`_Preconditioned`); the stopping rule is on the gradient in the
+    original ones, scikit-learn's ``tol``. With an L1 part the coefficients
+    are split into bounded halves (see :class:`_Split`).
 
     Parameters
     ----------
-    loss : SoftmaxLoss
-    params0 : ndarray of shape (loss.n_params,)
+    engine : LossEngine
+    penalty : ElasticNet
+    params0 : ndarray of shape (engine.n_params,)
         Starting point.
     tol : float
         Stop once the largest absolute gradient entry is at most ``tol``;
-        with an L1 term, the largest entry of the minimum-norm subgradient,
-        i.e. of the projected gradient.
+        with an L1 part, the largest entry of the minimum-norm subgradient.
     max_iter : int
         Maximum number of iterations.
     verbose : int
         When positive, print one line per iteration.
-    l1_reg_strength : float, default=0.0
-        Coefficient of ``||W||_1`` added to the loss's objective.
 
     Returns
     -------
     SolverResult
     """
-    problem = _StandardizedProblem(loss)
-    if l1_reg_strength > 0.0:
-        problem = _L1Split(problem, l1_reg_strength)
+    problem = _Preconditioned(engine, penalty)
+    if not penalty.smooth:
+        problem = _Split(problem)
     return _minimize(
         problem,
         params0,
@@ -339,19 +337,19 @@ def lbfgs(loss, params0, *, tol, max_iter, verbose=0, l1_reg_strength=0.0):
     )
 
 
-def newton_cg(loss, params0, *, tol, max_iter, verbose=0):
-    """Minimize ``loss`` with truncated Newton steps in a trust region.
+def newton_cg(engine, penalty, params0, *, tol, max_iter, verbose=0):
+    """Minimize with truncated Newton steps in a trust region.
 
     Each step solves the Newton system approximately by conjugate gradients
     on exact Hessian-vector products (two passes over X each), in the same
-    standardized coordinates as :func:`lbfgs`. scipy's ``trust-ncg``: its
+    preconditioned coordinates as :func:`lbfgs`. scipy's ``trust-ncg``: its
     line-search ``Newton-CG`` was up to 2x faster on digits but declared
     success with gradients far above a tight tol on breast cancer, and
     ``trust-krylov`` stopped early there too. Parameters and return value as
-    for :func:`lbfgs`.
+    for :func:`lbfgs`; the penalty must be smooth.
     """
     return _minimize(
-        _StandardizedProblem(loss, second_order=True),
+        _Preconditioned(engine, penalty, second_order=True),
         params0,
         method="trust-ncg",
         tol=tol,
@@ -360,3 +358,147 @@ def newton_cg(loss, params0, *, tol, max_iter, verbose=0):
         # gtol=0: the callback applies tol to the original gradient.
         options={"gtol": 0.0},
     )
+
+
+@dataclass(frozen=True)
+class Solver:
+    """A minimizer and what it can handle.
+
+    Attributes
+    ----------
+    name : str
+        The name the estimators' ``solver`` parameter takes.
+    minimize : callable
+        ``minimize(engine, penalty, params0, *, tol, max_iter, verbose)``
+        returning a :class:`SolverResult`.
+    handles_l1 : bool
+        Whether it minimizes penalties with an L1 part.
+    """
+
+    name: str
+    minimize: Callable[..., SolverResult]
+    handles_l1: bool
+
+
+SOLVERS = {
+    "lbfgs": Solver("lbfgs", lbfgs, handles_l1=True),
+    "newton-cg": Solver("newton-cg", newton_cg, handles_l1=False),
+}
+
+
+def check_solver(name: str, penalty: ElasticNet) -> Solver:
+    """The solver called ``name``, refusing a penalty it does not handle."""
+    solver = SOLVERS[name]
+    if not penalty.smooth and not solver.handles_l1:
+        able = " or ".join(repr(s.name) for s in SOLVERS.values() if s.handles_l1)
+        raise ValueError(
+            f"l1_ratio={penalty.l1_ratio:g} needs solver={able}; "
+            f"solver={name!r} supports only the L2 penalty (l1_ratio=0)."
+        )
+    return solver
+
+
+def solve(
+    engine: LossEngine,
+    penalty: ElasticNet,
+    params0: np.ndarray,
+    *,
+    solver: str,
+    tol: float,
+    max_iter: int,
+    verbose: int = 0,
+) -> SolverResult:
+    """Minimize the engine's data term plus ``penalty`` from ``params0``.
+
+    Parameters
+    ----------
+    engine : LossEngine
+    penalty : ElasticNet
+    params0 : ndarray of shape (engine.n_params,)
+    solver : {"lbfgs", "newton-cg"}
+    tol, max_iter, verbose
+        As for :func:`lbfgs`.
+
+    Returns
+    -------
+    SolverResult
+    """
+    return check_solver(solver, penalty).minimize(
+        engine, penalty, params0, tol=tol, max_iter=max_iter, verbose=verbose
+    )
+
+
+@dataclass
+class NewtonResult:
+    """Where :func:`newton` stopped.
+
+    Attributes
+    ----------
+    x : ndarray
+        The last point.
+    n_steps : int
+        Steps taken.
+    converged : bool
+        Whether the last step was negligible by the caller's rule.
+    step : Any
+        What ``step`` returned at ``x``: the caller's account of the
+        curvature there.
+    """
+
+    x: np.ndarray
+    n_steps: int
+    converged: bool
+    step: Any
+
+
+def newton(
+    value: Callable[[np.ndarray], float],
+    derivatives: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]],
+    x0: np.ndarray,
+    *,
+    step: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, bool, Any]],
+    max_steps: int,
+) -> NewtonResult:
+    """Damped Newton's method with backtracking, for a convex smooth function.
+
+    Each step moves by ``-t d`` where ``d`` is what ``step(grad, hessian)``
+    returns (the Newton direction, possibly on a subspace the caller
+    chooses) and ``t`` halves from 1 until the Armijo condition holds.
+
+    Parameters
+    ----------
+    value : callable
+        ``value(x)``, the function.
+    derivatives : callable
+        ``derivatives(x) -> (value, gradient, hessian)``.
+    x0 : ndarray
+        Starting point.
+    step : callable
+        ``step(gradient, hessian) -> (d, negligible, info)``; stops when
+        ``negligible``.
+    max_steps : int
+        Steps allowed.
+
+    Returns
+    -------
+    NewtonResult
+        Also when the line search finds no decrease (then not converged).
+    """
+    x, n_steps = x0, 0
+    while True:
+        current, grad, hessian = derivatives(x)
+        direction, negligible, info = step(grad, hessian)
+        if negligible or n_steps == max_steps:
+            break
+        slope = float(grad @ direction)
+        t = 1.0
+        while t > 1e-10:
+            trial = x - t * direction
+            if value(trial) <= current - 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            break
+        x = trial
+        n_steps += 1
+    return NewtonResult(x, n_steps, negligible, info)

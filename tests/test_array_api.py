@@ -13,7 +13,8 @@ from sklearn.datasets import make_classification
 from sklearn.utils._array_api import get_namespace, move_to
 
 from sksoftmax import SoftmaxClassifier
-from sksoftmax._array_api import ArrayAPISoftmaxLoss
+from sksoftmax._engines._array_api import ArrayAPIEngine
+from sksoftmax._penalty import ElasticNet
 
 from _reference import objective
 
@@ -39,42 +40,49 @@ def test_loss_matches_the_reference_objective_and_finite_differences(
 ):
     X, y, sample_weight = data
     C, n_classes = 0.5, 3
-    loss = ArrayAPISoftmaxLoss(
-        xps.asarray(X, device=DEVICE), y, n_classes, sample_weight,
-        l2_reg_strength=1.0 / (C * sample_weight.sum()), fit_intercept=fit_intercept,
+    engine = ArrayAPIEngine(
+        xps.asarray(X, device=DEVICE), y, n_classes, sample_weight, fit_intercept
     )
+    penalty = ElasticNet.from_C(C, 0.0, sample_weight.sum())
     rng = np.random.default_rng(1)
-    params = rng.normal(size=loss.n_params)
+    params = rng.normal(size=engine.n_params)
     if not fit_intercept:
         params[-n_classes:] = 0.0
 
     def reference(p):
-        W, b = loss.unpack(p)
+        W, b = engine.unpack(p)
         return objective(X, y, W.T, b, sample_weight, C)
 
-    value, grad = loss.loss_gradient(params)
+    def loss_gradient(p):
+        value, grad = engine.loss_gradient(p)
+        W, _ = engine.unpack(p)
+        return penalty.add_smooth(W, value, engine.unpack(grad)[0]), grad
+
+    value, grad = loss_gradient(params)
     assert value == pytest.approx(reference(params), rel=1e-12)
     expected = approx_fprime(params, reference, 1e-7)
     if not fit_intercept:
         expected[-n_classes:] = 0.0
     np.testing.assert_allclose(grad, expected, atol=1e-6)
 
-    _, grad_again, hessp = loss.hessian_product(params)
-    np.testing.assert_array_equal(grad_again, grad)
-    direction = rng.normal(size=loss.n_params)
+    _, grad_again, hessp = engine.hessian_product(params)
+    engine_grad = engine.loss_gradient(params)[1]
+    np.testing.assert_array_equal(grad_again, engine_grad)
+    direction = rng.normal(size=engine.n_params)
     step = 1e-6
     difference = (
-        loss.loss_gradient(params + step * direction)[1]
-        - loss.loss_gradient(params - step * direction)[1]
+        loss_gradient(params + step * direction)[1]
+        - loss_gradient(params - step * direction)[1]
     ) / (2 * step)
-    np.testing.assert_allclose(hessp(direction), difference, atol=1e-7)
+    product = hessp(direction)
+    penalty.add_smooth_hessp(engine.unpack(direction)[0], engine.unpack(product)[0])
+    np.testing.assert_allclose(product, difference, atol=1e-7)
 
 
 def test_column_moments_are_the_weighted_mean_and_variance(data):
     X, y, sample_weight = data
-    loss = ArrayAPISoftmaxLoss(
-        xps.asarray(X, dtype=xps.float32, device=DEVICE), y, 3, sample_weight,
-        l2_reg_strength=0.0, fit_intercept=True,
+    loss = ArrayAPIEngine(
+        xps.asarray(X, dtype=xps.float32, device=DEVICE), y, 3, sample_weight, True
     )
     mean, var = loss.column_moments()
     X32 = X.astype(np.float32).astype(np.float64)

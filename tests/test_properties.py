@@ -14,7 +14,8 @@ from hypothesis.extra import numpy as hnp
 
 from _reference import objective
 from sksoftmax import SoftmaxClassifier
-from sksoftmax._loss import SoftmaxLoss
+from sksoftmax._engines._numpy import NumPyEngine
+from sksoftmax._penalty import ElasticNet
 
 TIGHT = dict(tol=1e-10, max_iter=20000)
 FEW = settings(max_examples=30, deadline=None, derandomize=True, database=None)
@@ -57,11 +58,40 @@ def problems(draw, max_samples=12, integer_weights=False):
 def _loss_at_random_point(draw, fit_intercept):
     X, y, sample_weight, n_classes = draw(problems())
     l2 = draw(st.sampled_from([0.0, 0.5]))
-    loss = SoftmaxLoss(X, y, n_classes, sample_weight, l2, fit_intercept)
+    loss = _Penalized(
+        NumPyEngine(X, y, n_classes, sample_weight, fit_intercept), ElasticNet(l2=l2)
+    )
     params = draw(hnp.arrays(np.float64, loss.n_params, elements=_floats(-3, 3)))
     if not fit_intercept:
         params[-n_classes:] = 0.0
     return loss, params, l2
+
+
+class _Penalized:
+    """An engine's data term plus a penalty, as the solvers add them."""
+
+    def __init__(self, engine, penalty):
+        self.engine, self.penalty = engine, penalty
+        self.X, self.y, self.weights = engine.X, engine.y, engine.weights
+        self.n_params, self.n_classes = engine.n_params, engine.n_classes
+        self.unpack = engine.unpack
+
+    def loss_gradient(self, params):
+        value, grad = self.engine.loss_gradient(params)
+        W, _ = self.unpack(params)
+        return self.penalty.add_smooth(W, value, self.unpack(grad)[0]), grad
+
+    def hessian_product(self, params):
+        value, grad, hessp = self.engine.hessian_product(params)
+        W, _ = self.unpack(params)
+        value = self.penalty.add_smooth(W, value, self.unpack(grad)[0])
+
+        def product(direction):
+            result = hessp(direction)
+            self.penalty.add_smooth_hessp(self.unpack(direction)[0], self.unpack(result)[0])
+            return result
+
+        return value, grad, product
 
 
 def _central_differences(function, params, directions, eps):
@@ -115,7 +145,7 @@ def test_hessian_product_matches_finite_differences_of_gradient(data, fit_interc
 @given(data=st.data(), shift=_floats(-100, 100))
 def test_shifting_every_logit_leaves_probabilities_unchanged(data, shift):
     X, y, sample_weight, n_classes = data.draw(problems())
-    loss = SoftmaxLoss(X, y, n_classes, sample_weight, 0.0, True)
+    loss = NumPyEngine(X, y, n_classes, sample_weight, True)
     params = data.draw(hnp.arrays(np.float64, loss.n_params, elements=_floats(-3, 3)))
     shifted = params.copy()
     shifted[-n_classes:] += shift

@@ -1,9 +1,4 @@
-"""The penalized multinomial cross-entropy: value, gradient and probabilities.
-
-This module is the math of DESIGN.md and nothing else: it knows no estimator
-and no optimizer. Parameters travel as one flat float64 vector (what scipy's
-optimizers want) laid out as ``[W.ravel(), b]`` with ``W`` of shape
-``(n_features, n_classes)`` in C order and ``b`` of shape ``(n_classes,)``.
+"""The loss engine for NumPy arrays and scipy.sparse matrices.
 
 Evaluations run over blocks of rows. Each block's logits stay in cache
 through the max-shift, exp, normalization and the scaling by the weights, so
@@ -15,14 +10,20 @@ from the BLAS inside each block's matrix products: a thread pool over blocks,
 tried too, was slower on 2 cores and was not kept.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import sparse
 
-from ._separation import separates
+from .._separation import separates
+from ._base import ParameterLayout
 
 # Bytes of one block of logits, well inside L2 caches: at 100k x 100 x 10,
 # half or twice as much measured 5-15% slower in float32 and float64.
 _BLOCK_BYTES = 1 << 18
+# Bytes of one block of per-sample scores, rows x (n_features + 1) K, when the
+# dense Hessian or the score products are formed.
+_SECOND_ORDER_BLOCK_BYTES = 1 << 26
 
 
 def _row_slices(X, n_rows):
@@ -45,34 +46,44 @@ def _row_slices(X, n_rows):
     return blocks
 
 
-class ParameterLayout:
-    """The flat parameter vector ``[W.ravel(), b]`` every loss engine shares.
+def _design(X):
+    """``[X, 1]`` in float64, dense or CSR like ``X``."""
+    ones = np.ones((X.shape[0], 1))
+    if sparse.issparse(X):
+        return sparse.hstack([X, ones], format="csr", dtype=np.float64)
+    return np.hstack([X.astype(np.float64, copy=False), ones])
 
-    Subclasses set ``n_features`` and ``n_classes``.
+
+def _kron_rows(design, factors):
+    """Rows ``design_i (x) factors_i``, of shape (n_rows, n_columns * K).
+
+    Entry ``(i, j * K + k)`` is ``design[i, j] * factors[i, k]``: the flat
+    layout of the parameters, so ``B^T diag(w) B`` is a matrix over it.
     """
+    n_rows, n_classes = factors.shape
+    if not sparse.issparse(design):
+        return (design[:, :, None] * factors[:, None, :]).reshape(n_rows, -1)
+    row_of_entry = np.repeat(np.arange(n_rows), np.diff(design.indptr))
+    data = design.data[:, None] * factors[row_of_entry]
+    indices = design.indices[:, None] * n_classes + np.arange(n_classes)
+    return sparse.csr_matrix(
+        (data.ravel(), indices.ravel(), design.indptr * n_classes),
+        shape=(n_rows, design.shape[1] * n_classes),
+    )
 
-    @property
-    def n_params(self):
-        return (self.n_features + 1) * self.n_classes
 
-    def unpack(self, params):
-        """Split a flat parameter vector into views ``W`` and ``b``."""
-        d, k = self.n_features, self.n_classes
-        return params[: d * k].reshape(d, k), params[d * k :]
+def _weighted_product(left, right, weights):
+    """``left^T diag(weights) right`` as a dense float64 array."""
+    if sparse.issparse(right):
+        product = left.T @ (sparse.diags(weights) @ right)
+        return product.toarray() if sparse.issparse(product) else np.asarray(product)
+    return np.asarray(left.T @ (right * weights[:, None]))
 
 
-class SoftmaxLoss(ParameterLayout):
-    r"""Objective of softmax regression on fixed data.
+class NumPyEngine(ParameterLayout):
+    """The unpenalized weighted cross-entropy on NumPy or scipy.sparse data.
 
-    .. math::
-
-        f(W, b) = \frac{1}{S}\sum_i s_i\,[\operatorname{logsumexp}(a_i) - a_{i,y_i}]
-                  + \frac{\lambda}{2}\,\lVert W \rVert_F^2,
-        \qquad a_i = W^\top x_i + b,
-
-    with :math:`S = \sum_i s_i`. The gradient is
-    :math:`\nabla_W = X^\top D (P - Y) + \lambda W`,
-    :math:`\nabla_b = \mathbf{1}^\top D (P - Y)` with :math:`D = \operatorname{diag}(s)/S`.
+    Keeps the contract of :class:`~sksoftmax._engines._base.LossEngine`.
 
     Parameters
     ----------
@@ -83,23 +94,17 @@ class SoftmaxLoss(ParameterLayout):
     n_classes : int
         Number of classes K.
     sample_weight : ndarray of shape (n_samples,)
-        Non-negative weights ``s_i`` (sample weight times class weight); their
-        sum ``S`` must be positive.
-    l2_reg_strength : float
-        :math:`\lambda`, the coefficient of ``0.5 * ||W||^2``; scikit-learn's
-        ``1 / (C * S)``.
+        Non-negative weights ``s_i``; their sum ``S`` must be positive.
     fit_intercept : bool
-        Whether ``b`` is a free parameter. When False the flat vector still has
-        room for it, but ``b`` is held at zero and its gradient is zero.
+        Whether ``b`` is a free parameter.
     """
 
-    def __init__(self, X, y, n_classes, sample_weight, l2_reg_strength, fit_intercept):
+    def __init__(self, X, y, n_classes, sample_weight, fit_intercept):
         if sparse.issparse(X):
             X = X.tocsr()
         self.X = X
         self.y = np.asarray(y, dtype=np.intp)
         self.n_classes = n_classes
-        self.l2_reg_strength = float(l2_reg_strength)
         self.fit_intercept = fit_intercept
         self.dtype = X.dtype
         n_samples, self.n_features = X.shape
@@ -119,12 +124,12 @@ class SoftmaxLoss(ParameterLayout):
         for rows, _ in self._blocks:
             self._target[rows] = self.y[rows] * (rows.stop - rows.start)
             self._target[rows] += np.arange(rows.stop - rows.start, dtype=index_type)
-        n_max = self._blocks[0][0].stop
+        n_max = self._blocks[0][0].stop if self._blocks else 0
         self._logits = np.empty((n_classes, n_max), dtype=self.dtype)
         self._rowwise = np.empty((n_max, n_classes), dtype=self.dtype)
         self._proba = None
 
-    def column_moments(self):
+    def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and variance of each column of ``X``.
 
         Returns
@@ -146,7 +151,7 @@ class SoftmaxLoss(ParameterLayout):
         var = np.maximum(np.asarray(mean_sq, dtype=np.float64) - mean**2, 0.0)
         return mean, var
 
-    def separates(self, W, b):
+    def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` puts every weighted sample strictly in its own class."""
         logits = self.X @ W.astype(self.dtype, copy=False)
         if self.fit_intercept:
@@ -179,35 +184,22 @@ class SoftmaxLoss(ParameterLayout):
         W, b = self.unpack(params)
         return W.astype(self.dtype, copy=False), b.astype(self.dtype, copy=False)
 
-    def _reduce(self, parts, extra_W):
-        """Sum per-block (value, grad_W, grad_b) and add ``lambda * extra_W``."""
-        grad = np.zeros(self.n_params, dtype=np.float64)
-        grad_W, grad_b = self.unpack(grad)
-        value = 0.0
-        for part_value, part_W, part_b in parts:
-            value += part_value
-            grad_W += part_W
-            grad_b += part_b
-        if not self.fit_intercept:
-            grad_b[...] = 0.0
-        grad_W += self.l2_reg_strength * extra_W
-        return value, grad
-
-    def loss_gradient(self, params, *, keep_proba=False):
+    def loss_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         """Objective value and its gradient at ``params``.
 
         Parameters
         ----------
         params : ndarray of shape (n_params,)
-        keep_proba : bool, default=False
-            Also keep the probabilities P, which :meth:`hessian_product`
-            needs: n_samples x K more memory.
 
         Returns
         -------
         value : float
         gradient : ndarray of shape (n_params,), float64
         """
+        return self._loss_gradient(params, keep_proba=False)
+
+    def _loss_gradient(self, params, keep_proba):
+        """Value and gradient; with ``keep_proba``, keep P for Hessian products."""
         W, b = self._cast(params)
         if keep_proba and self._proba is None:
             self._proba = np.empty((self.n_classes, self.X.shape[0]), self.dtype)
@@ -238,16 +230,15 @@ class SoftmaxLoss(ParameterLayout):
             flat[target] -= weights
             return value, X.T @ logits.T, logits.sum(axis=1, dtype=np.float64)
 
-        W64, _ = self.unpack(params)
-        value, grad = self._reduce(map(block_loss_gradient, self._blocks), W64)
-        value += 0.5 * self.l2_reg_strength * float(np.vdot(W64, W64))
-        return value, grad
+        return self.assemble(map(block_loss_gradient, self._blocks))
 
-    def hessian_product(self, params):
+    def hessian_product(
+        self, params: np.ndarray
+    ) -> tuple[float, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """Objective, gradient and a Hessian-vector product at ``params``.
 
         For a direction ``(V, v_b)``: ``A = X V + v_b``,
-        ``R = P * (A - rowsum(P * A))``, ``H V = X^T D R + lambda V`` and
+        ``R = P * (A - rowsum(P * A))``, ``H V = X^T D R`` and
         ``H v_b = 1^T D R``.
 
         Parameters
@@ -261,9 +252,9 @@ class SoftmaxLoss(ParameterLayout):
         hessp : callable
             ``hessp(direction)`` maps a flat direction of shape (n_params,)
             to the flat product, float64. Valid until the next call of
-            ``loss_gradient(..., keep_proba=True)`` or ``hessian_product``.
+            ``hessian_product``.
         """
-        value, grad = self.loss_gradient(params, keep_proba=True)
+        value, grad = self._loss_gradient(params, keep_proba=True)
         proba = self._proba
 
         def hessp(direction):
@@ -278,6 +269,53 @@ class SoftmaxLoss(ParameterLayout):
                 A *= self.weights[rows]
                 return 0.0, X.T @ A.T, A.sum(axis=1, dtype=np.float64)
 
-            return self._reduce(map(block_product, self._blocks), self.unpack(direction)[0])[1]
+            return self.assemble(map(block_product, self._blocks))[1]
 
         return value, grad, hessp
+
+    def _second_order_blocks(self, params):
+        """Per block of rows: ``[X, 1]``, the probabilities and the weights, float64."""
+        W, b = self.unpack(params)
+        width = (self.n_features + 1) * self.n_classes
+        n_rows = max(1, _SECOND_ORDER_BLOCK_BYTES // (8 * width))
+        for rows, X in _row_slices(self.X, n_rows):
+            design = _design(X)
+            logits = np.asarray(X @ W) + (b if self.fit_intercept else 0.0)
+            logits -= logits.max(axis=1, keepdims=True)
+            proba = np.exp(logits)
+            proba /= proba.sum(axis=1, keepdims=True)
+            yield rows, design, proba, self.weights[rows].astype(np.float64)
+
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        """The dense Hessian at ``params``, float64, of shape (n_params, n_params)."""
+        K, q = self.n_classes, self.n_features + 1
+        hessian = np.zeros((self.n_params, self.n_params))
+        by_class = np.zeros((q, q, K))
+        for _, design, proba, weights in self._second_order_blocks(params):
+            kron = _kron_rows(design, proba)
+            hessian -= _weighted_product(kron, kron, weights)
+            by_class += _weighted_product(design, kron, weights).reshape(q, q, K)
+        # The diag(p) part: class k's block is X^T diag(s p_k) X.
+        square = hessian.reshape(q, K, q, K)
+        for k in range(K):
+            square[:, k, :, k] += by_class[:, :, k]
+        return self.mask_intercept_square(hessian)
+
+    def score_outer(self, params: np.ndarray) -> np.ndarray:
+        """Weighted sum of the per-sample scores' outer products, float64."""
+        outer = np.zeros((self.n_params, self.n_params))
+        for rows, design, proba, weights in self._second_order_blocks(params):
+            proba[np.arange(proba.shape[0]), self.y[rows]] -= 1.0
+            kron = _kron_rows(design, proba)
+            outer += _weighted_product(kron, kron, weights)
+        return self.mask_intercept_square(outer)
+
+    def gram(self) -> np.ndarray:
+        """``[X, 1]^T D [X, 1]``, float64."""
+        q = self.n_features + 1
+        gram = np.zeros((q, q))
+        n_rows = max(1, _SECOND_ORDER_BLOCK_BYTES // (8 * q))
+        for rows, X in _row_slices(self.X, n_rows):
+            design = _design(X)
+            gram += _weighted_product(design, design, self.weights[rows].astype(np.float64))
+        return gram

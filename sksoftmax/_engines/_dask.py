@@ -1,50 +1,39 @@
-"""The softmax loss evaluated over the row chunks of dask arrays.
+"""The loss engine over the row chunks of Dask arrays.
 
-A fit on dask arrays runs the same solvers as a fit in memory: only the
+A fit on Dask arrays runs the same solvers as a fit in memory: only the
 evaluation of the loss differs. The training data are split into their row
-chunks once, and each chunk becomes a :class:`~sksoftmax._loss.SoftmaxLoss`
-held in the memory of a worker (of the active ``distributed.Client``, else of
-dask's default scheduler). An evaluation sends the flat parameter vector
-(``(n_features + 1) * n_classes`` floats) to every chunk and sums the
-chunks' values and gradients in a tree of additions on the workers; the
-client receives one vector of ``n_params`` floats back and never the data.
+chunks once, and each chunk becomes a
+:class:`~sksoftmax._engines._numpy.NumPyEngine` held in the memory of a worker
+(of the active ``distributed.Client``, else of dask's default scheduler). An
+evaluation sends the flat parameter vector (``(n_features + 1) * n_classes``
+floats) to every chunk and sums the chunks' values and gradients in a tree of
+additions on the workers; the client receives one vector of ``n_params``
+floats back and never the data.
 
-Each chunk's loss is normalized by its own weight sum ``S_c``, so its
-partial value and gradient are scaled by ``S_c / S`` before they add up to
-the objective over all rows; the L2 penalty is added once, on the client.
+Each chunk's engine is normalized by its own weight sum ``S_c``, so its
+results are scaled by ``S_c / S`` before they add up to the mean over all
+rows.
 """
+
+from collections.abc import Callable
 
 import dask
 import dask.array as da
 import numpy as np
 from sklearn.utils import assert_all_finite
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_feature_names, _check_n_features
 
-from ._loss import ParameterLayout, SoftmaxLoss
+from .._validation import (
+    check_class_totals,
+    check_two_classes,
+    check_weight_sum,
+    class_weight_factors,
+)
+from ._base import ParameterLayout, TrainingData
+from ._numpy import NumPyEngine
 
 # Partial results added per task of the tree reduction.
 _SPLIT_EVERY = 8
-
-
-def _rows_chunked(X):
-    """X as float32/float64 with one chunk across columns and known row chunks."""
-    if X.ndim != 2:
-        raise ValueError(
-            f"Expected a 2-dimensional dask array for X, got {X.ndim} dimension(s)."
-        )
-    if any(np.isnan(size) for size in X.chunks[0]):
-        raise ValueError(
-            "X has unknown chunk sizes along its rows (e.g. after boolean "
-            "indexing); call X.compute_chunk_sizes() first."
-        )
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    if X.numblocks[1] > 1:
-        # Each chunk's loss needs whole rows.
-        X = X.rechunk({1: -1})
-    return X
 
 
 def _aligned(v, X, name):
@@ -86,32 +75,29 @@ def _class_totals(y_codes, weights, n_classes):
     return np.bincount(y_codes, weights=weights, minlength=n_classes)[None, :]
 
 
-def validate_fit_data(estimator, X, y, sample_weight):
-    """Check dask training data and encode its labels and weights, lazily.
+def training_data(X, y, sample_weight, *, class_weight, fit_intercept):
+    """Labels, weights and the engine of Dask training data.
 
     Computed here are only small summaries of ``y`` and ``sample_weight``: the
     distinct labels, the weight totals per class and the smallest weight.
-    ``X`` itself is not computed.
+    ``X`` itself is persisted on the workers by the engine, not computed.
+
+    Parameters
+    ----------
+    X : dask array of shape (n_samples, n_features)
+        Chunked by rows (see :func:`rows_chunked`).
+    y, sample_weight : dask or NumPy arrays of shape (n_samples,)
+    class_weight : dict, "balanced" or None
+    fit_intercept : bool
 
     Returns
     -------
-    X : dask array of shape (n_samples, n_features)
-    y_codes : dask array of shape (n_samples,), int
-    classes : ndarray of shape (n_classes,)
-    sample_weight : dask array of shape (n_samples,), float64
-        Sample weight times class weight.
-    class_totals : ndarray of shape (n_classes,), float64
-        Sum of ``sample_weight`` per class.
+    TrainingData
     """
-    from ._classifier import _check_two_classes
-
-    X = _rows_chunked(X)
-    _check_n_features(estimator, X, reset=True)
-    _check_feature_names(estimator, X, reset=True)
     y = _aligned(y, X, "y")
     classes = da.unique(y).compute()
     check_classification_targets(classes)
-    _check_two_classes(classes)
+    check_two_classes(classes)
     y_codes = y.map_blocks(_encode, classes, dtype=np.intp)
 
     if sample_weight is None:
@@ -139,24 +125,21 @@ def validate_fit_data(estimator, X, y, sample_weight):
         raise ValueError(
             f"sample_weight must be non-negative; its smallest value is {smallest:g}."
         )
-    # Class weights depend on the data only through the weighted class
-    # counts, so the data collapsed to one row per class, weighted by those
-    # counts, go through the same checks as in-memory data.
-    class_totals = estimator._effective_weights(
-        totals, classes, classes, np.arange(n_classes)
-    )
-    if estimator.class_weight is not None:
-        per_class = compute_class_weight(
-            estimator.class_weight, classes=classes, y=classes, sample_weight=totals
-        )
+    check_class_totals(totals, classes, "sample_weight")
+    factors = class_weight_factors(class_weight, classes, totals)
+    class_totals = totals * factors
+    check_weight_sum(float(np.sum(class_totals)))
+    check_class_totals(class_totals, classes, "sample_weight times class_weight")
+    if class_weight is not None:
         sample_weight = sample_weight * y_codes.map_blocks(
-            _per_sample, per_class, dtype=np.float64
+            _per_sample, factors, dtype=np.float64
         )
-    return X, y_codes, classes, sample_weight, class_totals
+    engine = DaskEngine(X, y_codes, n_classes, sample_weight, fit_intercept)
+    return TrainingData(engine, classes, class_totals)
 
 
 class _Chunk:
-    """One row chunk's loss, living on a worker.
+    """One row chunk's engine, living on a worker.
 
     It keeps the Hessian-vector product of its last ``hessian_product`` call,
     so that the products at one point reuse its probabilities. The cache is
@@ -167,16 +150,16 @@ class _Chunk:
     def __init__(self, X, y_codes, weights, n_classes, fit_intercept):
         assert_all_finite(X, input_name="X")
         self.weight_sum = float(np.sum(weights))
-        self.loss = None
+        self.engine = None
         if self.weight_sum > 0:
-            self.loss = SoftmaxLoss(
-                np.ascontiguousarray(X), y_codes, n_classes, weights, 0.0, fit_intercept
+            self.engine = NumPyEngine(
+                np.ascontiguousarray(X), y_codes, n_classes, weights, fit_intercept
             )
         self._hessp_at = None
         self._hessp = None
 
     def hessian_product(self, params):
-        value, grad, self._hessp = self.loss.hessian_product(params)
+        value, grad, self._hessp = self.engine.hessian_product(params)
         self._hessp_at = params.copy()
         return value, grad
 
@@ -185,50 +168,51 @@ def _chunk_weight_sum(chunk):
     return chunk.weight_sum
 
 
-def _scaled(chunk, weight_sum, value, grad):
+def _scaled(chunk, weight_sum, *parts):
     scale = chunk.weight_sum / weight_sum
-    return value * scale, grad * scale
-
-
-def _chunk_loss_gradient(chunk, params, weight_sum):
-    if chunk.loss is None:
-        return None
-    return _scaled(chunk, weight_sum, *chunk.loss.loss_gradient(params))
+    return tuple(part * scale for part in parts)
 
 
 def _chunk_hessian_product(chunk, params, weight_sum):
-    if chunk.loss is None:
+    if chunk.engine is None:
         return None
     return _scaled(chunk, weight_sum, *chunk.hessian_product(params))
 
 
 def _chunk_hessp(chunk, params, direction, weight_sum):
-    if chunk.loss is None:
+    if chunk.engine is None:
         return None
     if chunk._hessp_at is None or not np.array_equal(chunk._hessp_at, params):
         chunk.hessian_product(params)
-    return _scaled(chunk, weight_sum, 0.0, chunk._hessp(direction))
+    return _scaled(chunk, weight_sum, chunk._hessp(direction))
+
+
+def _chunk_call(chunk, name, weight_sum, *args):
+    """``chunk.engine.name(*args)``, each result scaled to the mean over all rows."""
+    if chunk.engine is None:
+        return None
+    result = getattr(chunk.engine, name)(*args)
+    return _scaled(chunk, weight_sum, *(result if isinstance(result, tuple) else (result,)))
 
 
 def _chunk_moments(chunk, weight_sum):
-    if chunk.loss is None:
+    if chunk.engine is None:
         return None
-    mean, var = chunk.loss.column_moments()
+    mean, var = chunk.engine.column_moments()
     return _scaled(chunk, weight_sum, mean, var + mean**2)
 
 
 def _chunk_separates(chunk, W, b):
-    if chunk.loss is None:
+    if chunk.engine is None:
         return True
-    return chunk.loss.separates(W, b)
+    return chunk.engine.separates(W, b)
 
 
 def _add(*parts):
     parts = [part for part in parts if part is not None]
     if not parts:
         return None
-    first, second = parts[0]
-    return sum(p[0] for p in parts[1:]) + first, sum(p[1] for p in parts[1:]) + second
+    return tuple(sum(terms[1:], terms[0]) for terms in zip(*parts))
 
 
 def _all(*flags):
@@ -245,12 +229,12 @@ def _tree(combine, parts):
     return parts[0]
 
 
-class DaskSoftmaxLoss(ParameterLayout):
-    """:class:`~sksoftmax._loss.SoftmaxLoss` over the row chunks of dask arrays.
+class DaskEngine(ParameterLayout):
+    """The unpenalized weighted cross-entropy over the row chunks of Dask arrays.
 
-    The same objective, gradient and Hessian-vector product, with the
-    interface the solvers use. Construction computes each chunk once and
-    keeps it in the workers' memory (``dask.persist``).
+    Keeps the contract of :class:`~sksoftmax._engines._base.LossEngine`.
+    Construction computes each chunk once and keeps it in the workers' memory
+    (``dask.persist``).
 
     Parameters
     ----------
@@ -261,13 +245,11 @@ class DaskSoftmaxLoss(ParameterLayout):
     n_classes : int
     sample_weight : dask array of shape (n_samples,)
         Non-negative weights with a positive sum, chunked like the rows of X.
-    l2_reg_strength : float
     fit_intercept : bool
     """
 
-    def __init__(self, X, y, n_classes, sample_weight, l2_reg_strength, fit_intercept):
+    def __init__(self, X, y, n_classes, sample_weight, fit_intercept):
         self.n_classes = n_classes
-        self.l2_reg_strength = float(l2_reg_strength)
         self.fit_intercept = fit_intercept
         self.dtype = X.dtype
         self.n_features = X.shape[1]
@@ -295,25 +277,21 @@ class DaskSoftmaxLoss(ParameterLayout):
         task = dask.delayed(func)
         return dask.compute(_tree(_add, [task(c, *args) for c in self._chunks]))[0]
 
-    def column_moments(self):
+    def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and variance of each column of ``X``, float64."""
         mean, mean_sq = self._reduce(_chunk_moments, self.weight_sum)
         return mean, np.maximum(mean_sq - mean**2, 0.0)
 
-    def _penalized(self, value, grad, params):
-        W, _ = self.unpack(params)
-        grad_W, grad_b = self.unpack(grad)
-        grad_W += self.l2_reg_strength * W
-        if not self.fit_intercept:
-            grad_b[...] = 0.0
-        return value + 0.5 * self.l2_reg_strength * float(np.vdot(W, W)), grad
-
-    def loss_gradient(self, params):
+    def loss_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         """Objective value (float) and gradient (float64) at ``params``."""
-        value, grad = self._reduce(_chunk_loss_gradient, params, self.weight_sum)
-        return self._penalized(float(value), grad, params)
+        value, grad = self._reduce(
+            _chunk_call, "loss_gradient", self.weight_sum, params
+        )
+        return float(value), self.mask_intercept(grad)
 
-    def hessian_product(self, params):
+    def hessian_product(
+        self, params: np.ndarray
+    ) -> tuple[float, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """Objective, gradient and a Hessian-vector product function at ``params``.
 
         Each chunk keeps its probabilities at ``params`` on its worker, so a
@@ -323,16 +301,26 @@ class DaskSoftmaxLoss(ParameterLayout):
         params = params.copy()
 
         def hessp(direction):
-            _, product = self._reduce(_chunk_hessp, params, direction, self.weight_sum)
-            return self._penalized(0.0, product, direction)[1]
+            (product,) = self._reduce(_chunk_hessp, params, direction, self.weight_sum)
+            return self.mask_intercept(product)
 
-        return (*self._penalized(float(value), grad, params), hessp)
+        return float(value), self.mask_intercept(grad), hessp
 
-    def separates(self, W, b):
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        """The dense Hessian at ``params``, summed over the chunks on the workers."""
+        return self._reduce(_chunk_call, "hessian", self.weight_sum, params)[0]
+
+    def score_outer(self, params: np.ndarray) -> np.ndarray:
+        """Weighted sum of the per-sample scores' outer products, over the chunks."""
+        return self._reduce(_chunk_call, "score_outer", self.weight_sum, params)[0]
+
+    def gram(self) -> np.ndarray:
+        """``[X, 1]^T D [X, 1]``, summed over the chunks."""
+        return self._reduce(_chunk_call, "gram", self.weight_sum)[0]
+
+    def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` ranks every weighted sample's class first."""
-        flags = [
-            dask.delayed(_chunk_separates)(c, W, b) for c in self._chunks
-        ]
+        flags = [dask.delayed(_chunk_separates)(c, W, b) for c in self._chunks]
         return bool(dask.compute(_tree(_all, flags))[0])
 
 

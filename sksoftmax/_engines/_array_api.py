@@ -1,43 +1,25 @@
-"""The softmax loss evaluated where the data live: torch, CuPy, any Array API library.
+"""The loss engine for torch, CuPy and any other Array API library.
 
-:class:`ArrayAPISoftmaxLoss` is :class:`~sksoftmax._loss.SoftmaxLoss` for
-arrays that are not NumPy's. It offers the solvers the same interface, so
 L-BFGS-B keeps its state on the host with scipy while ``X`` and the labels
 stay on their device: per evaluation only the ``(n_features + 1) x n_classes``
 parameters travel to the device, and the gradient and the value come back
 together in one transfer. The code uses only functions and operators of the
 Array API standard, through array-api-compat, so one implementation serves
 every library.
-
-:func:`softmax_loss` picks the engine from the type of ``X``; NumPy arrays and
-scipy.sparse matrices keep the blocked NumPy loss.
 """
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
-from scipy import sparse
 from sklearn.utils._array_api import move_to
 
-from ._loss import ParameterLayout, SoftmaxLoss
-from ._separation import separates
+from .._separation import separates
+from ._base import ParameterLayout
 
-# Bytes of X converted at a time when computing the column moments.
-_MOMENT_BLOCK_BYTES = 1 << 26
-
-
-def softmax_loss(X, y, n_classes, sample_weight, l2_reg_strength, fit_intercept):
-    """The loss engine for ``X``: NumPy's for NumPy and sparse, else the Array API one.
-
-    Parameters as for :class:`~sksoftmax._loss.SoftmaxLoss`; ``y`` and
-    ``sample_weight`` are NumPy arrays on the host.
-    """
-    engine = (
-        SoftmaxLoss
-        if isinstance(X, np.ndarray) or sparse.issparse(X)
-        else ArrayAPISoftmaxLoss
-    )
-    return engine(X, y, n_classes, sample_weight, l2_reg_strength, fit_intercept)
+# Bytes of X converted at a time when computing the column moments, and of
+# the per-sample scores formed at a time for the dense Hessian.
+_BLOCK_BYTES = 1 << 26
 
 
 def _to_host(array):
@@ -45,14 +27,12 @@ def _to_host(array):
     return np.asarray(move_to(array, xp=np, device="cpu"), dtype=np.float64)
 
 
-class ArrayAPISoftmaxLoss(ParameterLayout):
-    r"""Objective of softmax regression on data held by an Array API library.
+class ArrayAPIEngine(ParameterLayout):
+    """The unpenalized weighted cross-entropy on data of an Array API library.
 
-    The same objective, gradient and Hessian-vector product as
-    :class:`~sksoftmax._loss.SoftmaxLoss`, and the same flat float64
-    parameter layout ``[W.ravel(), b]`` on the host. Arithmetic on the data
-    happens on ``X``'s device in ``X``'s dtype; the penalty, which needs only
-    the parameters, is added on the host in float64.
+    Keeps the contract of :class:`~sksoftmax._engines._base.LossEngine`.
+    Arithmetic on the data happens on ``X``'s device in ``X``'s dtype; the
+    parameters and the results live on the host in float64.
 
     Parameters
     ----------
@@ -65,13 +45,11 @@ class ArrayAPISoftmaxLoss(ParameterLayout):
         Number of classes K.
     sample_weight : ndarray of shape (n_samples,)
         Non-negative weights ``s_i`` on the host; their sum must be positive.
-    l2_reg_strength : float
-        :math:`\lambda`, the coefficient of ``0.5 * ||W||^2``.
     fit_intercept : bool
         Whether ``b`` is a free parameter.
     """
 
-    def __init__(self, X, y, n_classes, sample_weight, l2_reg_strength, fit_intercept):
+    def __init__(self, X, y, n_classes, sample_weight, fit_intercept):
         # Imported here: array-api-compat is an optional dependency, needed
         # only once an array other than NumPy's arrives.
         import array_api_compat
@@ -82,12 +60,10 @@ class ArrayAPISoftmaxLoss(ParameterLayout):
         self.X = X
         self.dtype = X.dtype
         self.n_classes = n_classes
-        self.l2_reg_strength = float(l2_reg_strength)
         self.fit_intercept = fit_intercept
         self.n_features = X.shape[1]
         weights = np.asarray(sample_weight, dtype=np.float64)
-        # s_i / S on the host, as SoftmaxLoss.weights (the starting point
-        # reads it), and as a column on the device.
+        # s_i / S on the host, and as a column on the device.
         self.weights = weights / weights.sum()
         self.y = np.asarray(y)
         self._weights = self._to_device(self.weights[:, None])
@@ -99,8 +75,10 @@ class ArrayAPISoftmaxLoss(ParameterLayout):
         self._weighted_target = xp.astype(codes == classes, self.dtype) * self._weights
         self._proba = None
 
-    def _to_device(self, array):
-        return self._xp.asarray(array, dtype=self.dtype, device=self._device)
+    def _to_device(self, array, dtype=None):
+        return self._xp.asarray(
+            array, dtype=self.dtype if dtype is None else dtype, device=self._device
+        )
 
     @functools.cached_property
     def _accumulation_dtype(self):
@@ -112,7 +90,14 @@ class ArrayAPISoftmaxLoss(ParameterLayout):
             return xp.float32
         return xp.float64
 
-    def column_moments(self):
+    def _row_blocks(self, width):
+        """Row slices with about ``_BLOCK_BYTES`` of ``width`` float64 columns each."""
+        n_samples = self.X.shape[0]
+        n_rows = max(1, _BLOCK_BYTES // (8 * max(width, 1)))
+        for start in range(0, n_samples, n_rows):
+            yield slice(start, min(start + n_rows, n_samples))
+
+    def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and variance of each column of ``X``.
 
         Returns
@@ -125,25 +110,22 @@ class ArrayAPISoftmaxLoss(ParameterLayout):
         # overflow once |x| > 1.8e19. Blocks bound the converted copy of X.
         dtype = self._accumulation_dtype
         weights = xp.astype(self._weights, dtype)
-        n_samples = self.X.shape[0]
-        n_rows = max(1, _MOMENT_BLOCK_BYTES // (8 * max(self.n_features, 1)))
 
         def blocks():
-            for start in range(0, n_samples, n_rows):
-                rows = slice(start, min(start + n_rows, n_samples))
+            for rows in self._row_blocks(self.n_features):
                 yield xp.astype(self.X[rows, :], dtype), weights[rows, :]
 
         mean = sum(xp.sum(X * w, axis=0) for X, w in blocks())
         var = sum(xp.sum(((X - mean) ** 2) * w, axis=0) for X, w in blocks())
         return _to_host(mean), _to_host(var)
 
-    def separates(self, W, b):
+    def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` puts every weighted sample strictly in its own class."""
         W, b = self._to_device(W), self._to_device(b)
         return separates(_to_host(self._logits(W, b)), self.y, self.weights)
 
-    def _logits(self, W, b):
-        logits = self.X @ W
+    def _logits(self, W, b, X=None):
+        logits = (self.X if X is None else X) @ W
         if self.fit_intercept:
             logits += b
         return logits
@@ -155,27 +137,25 @@ class ArrayAPISoftmaxLoss(ParameterLayout):
         if value is not None:
             parts.append(xp.reshape(value, (1,)))
         flat = _to_host(xp.concat(parts))
-        grad = flat[: self.n_params]
-        if not self.fit_intercept:
-            grad[-self.n_classes :] = 0.0
-        return flat, grad
+        return flat, self.mask_intercept(flat[: self.n_params])
 
-    def loss_gradient(self, params, *, keep_proba=False):
+    def loss_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         """Objective value and its gradient at ``params``.
 
         Parameters
         ----------
         params : ndarray of shape (n_params,)
             On the host, float64.
-        keep_proba : bool, default=False
-            Also keep the probabilities P on the device, which
-            :meth:`hessian_product` needs.
 
         Returns
         -------
         value : float
         gradient : ndarray of shape (n_params,), float64, on the host
         """
+        return self._loss_gradient(params, keep_proba=False)
+
+    def _loss_gradient(self, params, keep_proba):
+        """Value and gradient; with ``keep_proba``, keep P on the device."""
         xp = self._xp
         W64, b64 = self.unpack(params)
         logits = self._logits(self._to_device(W64), self._to_device(b64))
@@ -199,17 +179,16 @@ class ArrayAPISoftmaxLoss(ParameterLayout):
             proba -= self._weighted_target
             residual = proba
         flat, grad = self._gradient_to_host(residual, value)
-        grad[: W64.size] += self.l2_reg_strength * W64.ravel()
-        value = float(flat[-1]) + 0.5 * self.l2_reg_strength * float(np.vdot(W64, W64))
-        return value, grad
+        return float(flat[-1]), grad
 
-    def hessian_product(self, params):
+    def hessian_product(
+        self, params: np.ndarray
+    ) -> tuple[float, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """Objective, gradient and a Hessian-vector product at ``params``.
 
         For a direction ``(V, v_b)``: ``A = X V + v_b``,
-        ``R = P * (A - rowsum(P * A))``, ``H V = X^T D R + lambda V`` and
-        ``H v_b = 1^T D R``; see :meth:`SoftmaxLoss.hessian_product
-        <sksoftmax._loss.SoftmaxLoss.hessian_product>`.
+        ``R = P * (A - rowsum(P * A))``, ``H V = X^T D R`` and
+        ``H v_b = 1^T D R``.
 
         Returns
         -------
@@ -220,7 +199,7 @@ class ArrayAPISoftmaxLoss(ParameterLayout):
             product on the host, float64.
         """
         xp = self._xp
-        value, grad = self.loss_gradient(params, keep_proba=True)
+        value, grad = self._loss_gradient(params, keep_proba=True)
         proba = self._proba
 
         def hessp(direction):
@@ -229,8 +208,65 @@ class ArrayAPISoftmaxLoss(ParameterLayout):
             A -= xp.sum(proba * A, axis=1, keepdims=True)
             A *= proba
             A *= self._weights
-            _, product = self._gradient_to_host(A)
-            product[: V64.size] += self.l2_reg_strength * V64.ravel()
-            return product
+            return self._gradient_to_host(A)[1]
 
         return value, grad, hessp
+
+    def _second_order_blocks(self, params):
+        """Per block of rows: ``[X, 1]``, the probabilities and the weights, float64."""
+        xp = self._xp
+        dtype = self._accumulation_dtype
+        W64, b64 = self.unpack(params)
+        W, b = self._to_device(W64, dtype), self._to_device(b64, dtype)
+        weights = xp.astype(self._weights, dtype)
+        for rows in self._row_blocks((self.n_features + 1) * self.n_classes):
+            X = xp.astype(self.X[rows, :], dtype)
+            logits = self._logits(W, b, X)
+            logits -= xp.max(logits, axis=1, keepdims=True)
+            proba = xp.exp(logits)
+            proba /= xp.sum(proba, axis=1, keepdims=True)
+            ones = xp.ones((X.shape[0], 1), dtype=dtype, device=self._device)
+            yield rows, xp.concat([X, ones], axis=1), proba, weights[rows, :]
+
+    def _kron_rows(self, design, factors):
+        xp = self._xp
+        n_rows = design.shape[0]
+        return xp.reshape(design[:, :, None] * factors[:, None, :], (n_rows, -1))
+
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        """The dense Hessian at ``params``, float64 on the host."""
+        xp = self._xp
+        K, q = self.n_classes, self.n_features + 1
+        hessian, by_class = 0.0, 0.0
+        for _, design, proba, weights in self._second_order_blocks(params):
+            kron = self._kron_rows(design, proba)
+            hessian = hessian - xp.matrix_transpose(kron) @ (kron * weights)
+            by_class = by_class + xp.matrix_transpose(design) @ (kron * weights)
+        hessian = _to_host(hessian)
+        square = hessian.reshape(q, K, q, K)
+        by_class = _to_host(by_class).reshape(q, q, K)
+        for k in range(K):
+            square[:, k, :, k] += by_class[:, :, k]
+        return self.mask_intercept_square(hessian)
+
+    def score_outer(self, params: np.ndarray) -> np.ndarray:
+        """Weighted sum of the per-sample scores' outer products, float64."""
+        xp = self._xp
+        dtype = self._accumulation_dtype
+        classes = xp.arange(self.n_classes, device=self._device)
+        outer = 0.0
+        for rows, design, proba, weights in self._second_order_blocks(params):
+            codes = xp.asarray(self.y[rows][:, None], device=self._device)
+            residual = proba - xp.astype(codes == classes, dtype)
+            kron = self._kron_rows(design, residual)
+            outer = outer + xp.matrix_transpose(kron) @ (kron * weights)
+        return self.mask_intercept_square(_to_host(outer))
+
+    def gram(self) -> np.ndarray:
+        """``[X, 1]^T D [X, 1]``, float64 on the host."""
+        xp = self._xp
+        gram = 0.0
+        params = np.zeros(self.n_params)
+        for _, design, _, weights in self._second_order_blocks(params):
+            gram = gram + xp.matrix_transpose(design) @ (design * weights)
+        return _to_host(gram)

@@ -1,0 +1,78 @@
+"""Loss engines: one contract, chosen in one place.
+
+:class:`~sksoftmax._engines._base.LossEngine` is the contract;
+:func:`make_engine` picks the engine from the type of ``X`` and
+:func:`training_data` turns labels and weights into what a fit needs.
+"""
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils._array_api import move_to
+
+from .._validation import effective_weights, encode_labels, is_dask_array
+from ._base import LossEngine, ParameterLayout, TrainingData
+from ._numpy import NumPyEngine
+
+__all__ = ["LossEngine", "ParameterLayout", "TrainingData", "make_engine", "training_data"]
+
+
+def make_engine(X, y_codes, n_classes, sample_weight, fit_intercept) -> LossEngine:
+    """The engine for ``X``: NumPy's for NumPy and sparse, Dask's, else the Array API one.
+
+    Parameters
+    ----------
+    X : ndarray, sparse matrix, dask array or Array API array
+        Validated training data of shape (n_samples, n_features).
+    y_codes : ndarray or dask array of shape (n_samples,)
+        Class codes in ``[0, n_classes)``.
+    n_classes : int
+    sample_weight : ndarray or dask array of shape (n_samples,)
+        Effective weights with a positive sum.
+    fit_intercept : bool
+
+    Returns
+    -------
+    LossEngine
+    """
+    if isinstance(X, np.ndarray) or sparse.issparse(X):
+        engine = NumPyEngine
+    elif is_dask_array(X):
+        # Imported here: dask is an optional dependency.
+        from ._dask import DaskEngine as engine
+    else:
+        from ._array_api import ArrayAPIEngine as engine
+    return engine(X, y_codes, n_classes, sample_weight, fit_intercept)
+
+
+def training_data(X, y, sample_weight, *, class_weight, fit_intercept) -> TrainingData:
+    """Encode the labels, weigh the samples and build the engine.
+
+    Labels and weights are bookkept on the host (for Dask, as small
+    summaries computed on the workers); ``X`` stays where it is and its
+    engine runs there.
+
+    Parameters
+    ----------
+    X : ndarray, sparse matrix, dask array or Array API array
+        Validated training data.
+    y : array-like of shape (n_samples,)
+        Class labels.
+    sample_weight : array-like of shape (n_samples,), scalar or None
+    class_weight : dict, "balanced" or None
+    fit_intercept : bool
+
+    Returns
+    -------
+    TrainingData
+    """
+    if is_dask_array(X):
+        from ._dask import training_data as dask_training_data
+
+        return dask_training_data(
+            X, y, sample_weight, class_weight=class_weight, fit_intercept=fit_intercept
+        )
+    y, sample_weight = move_to(y, sample_weight, xp=np, device="cpu")
+    classes, codes = encode_labels(y)
+    weights, class_totals = effective_weights(sample_weight, codes, classes, class_weight)
+    engine = make_engine(X, codes, classes.shape[0], weights, fit_intercept)
+    return TrainingData(engine, classes, class_totals)

@@ -1,0 +1,216 @@
+"""Checks of labels, sample weights and class weights, in one place.
+
+Every entry point that fits (the estimator, the path, cross-validation, the
+Dask engine) turns labels into codes and weights into the effective weights
+``s_i = sample_weight_i * class_weight[y_i]`` through these functions, so a
+bad input gets the same message wherever it arrives.
+"""
+
+import sys
+from numbers import Real
+
+import numpy as np
+from sklearn.utils import assert_all_finite
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils._array_api import get_namespace
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    _check_sample_weight,
+    validate_data,
+)
+
+
+def is_dask_array(X):
+    """Whether X is a dask array, without importing dask (an optional dependency)."""
+    array = sys.modules.get("dask.array")
+    return array is not None and isinstance(X, array.Array)
+
+
+def validate_training_X(estimator, X, y):
+    """Check training data as scikit-learn does, recording its width and names.
+
+    Dask arrays are checked without being computed: two dimensions, known
+    row chunks, a float dtype and one chunk across the columns, which each
+    chunk's engine needs.
+
+    Returns
+    -------
+    X : validated array, sparse CSR/CSC matrix or dask array
+    y : array-like
+    """
+    if not is_dask_array(X):
+        xp, _ = get_namespace(X)
+        return validate_data(
+            estimator,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            dtype=[xp.float64, xp.float32],
+            order="C",
+        )
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2-dimensional dask array for X, got {X.ndim} dimension(s)."
+        )
+    if any(np.isnan(size) for size in X.chunks[0]):
+        raise ValueError(
+            "X has unknown chunk sizes along its rows (e.g. after boolean "
+            "indexing); call X.compute_chunk_sizes() first."
+        )
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if X.numblocks[1] > 1:
+        X = X.rechunk({1: -1})
+    _check_n_features(estimator, X, reset=True)
+    _check_feature_names(estimator, X, reset=True)
+    return X, y
+
+
+def encode_labels(y):
+    """The sorted distinct labels of ``y`` and the code of each sample.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Class labels of any type, on the host.
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,)
+    codes : ndarray of shape (n_samples,), int
+        Index of each sample's label in ``classes``.
+    """
+    check_classification_targets(y)
+    # Two steps rather than return_inverse, which holds several n-sized
+    # temporaries at once: the peak memory of a float32 fit.
+    classes = np.unique(y)
+    check_two_classes(classes)
+    return classes, np.searchsorted(classes, y)
+
+
+def check_two_classes(classes):
+    """Refuse data with fewer than two classes."""
+    if classes.shape[0] < 2:
+        raise ValueError(
+            "SoftmaxClassifier needs samples of at least 2 classes in the data, "
+            f"but the data contains only one class: {classes[0]!r}."
+        )
+
+
+def sample_weights(sample_weight, n_samples):
+    """``sample_weight`` as a finite, non-negative float64 array of ``n_samples``."""
+    sample_weight = _check_sample_weight(
+        sample_weight, np.empty(n_samples), dtype=np.float64, ensure_non_negative=True
+    )
+    # A scalar sample_weight bypasses the array checks.
+    assert_all_finite(sample_weight, input_name="sample_weight")
+    return sample_weight
+
+
+def class_weight_factors(class_weight, classes, class_totals):
+    """The factor ``class_weight[k]`` of each class.
+
+    Class weights depend on the data only through the summed sample weight of
+    each class, ``class_totals``, so data collapsed to one row per class
+    (what the Dask engine computes) give the same factors as the full data.
+
+    Parameters
+    ----------
+    class_weight : dict, "balanced" or None
+    classes : ndarray of shape (n_classes,)
+    class_totals : ndarray of shape (n_classes,)
+        Positive summed sample weight of each class.
+
+    Returns
+    -------
+    factors : ndarray of shape (n_classes,), float64
+    """
+    if class_weight is None:
+        return np.ones(classes.shape[0])
+    if isinstance(class_weight, dict):
+        _check_class_weight_dict(class_weight, classes)
+    return compute_class_weight(
+        class_weight, classes=classes, y=classes, sample_weight=class_totals
+    )
+
+
+def check_class_totals(class_totals, classes, source):
+    """Refuse classes whose samples have zero total weight.
+
+    Nothing else in the data bounds such a class's unpenalized intercept,
+    which would diverge to -inf.
+    """
+    empty = classes[class_totals == 0].tolist()
+    if empty:
+        which = f"class {empty[0]!r}" if len(empty) == 1 else f"classes {empty}"
+        raise ValueError(
+            f"The samples of {which} have zero total weight ({source}): nothing "
+            "in the data determines that class's probability. Drop those samples "
+            "or give them a positive weight."
+        )
+
+
+def check_weight_sum(weight_sum):
+    """Refuse effective weights whose sum is zero or overflows."""
+    if not weight_sum > 0:
+        raise ValueError(
+            "The effective sample weights (sample_weight times class_weight) "
+            "sum to zero; at least one sample needs a positive weight."
+        )
+    if not np.isfinite(weight_sum):
+        raise ValueError(
+            "The effective sample weights sum to infinity; divide them by a "
+            "common factor (and C by the same factor to keep the fit)."
+        )
+
+
+def effective_weights(sample_weight, codes, classes, class_weight):
+    """Sample weight times class weight, validated.
+
+    Parameters
+    ----------
+    sample_weight : array-like of shape (n_samples,), scalar or None
+    codes : ndarray of shape (n_samples,)
+        Class codes from :func:`encode_labels`.
+    classes : ndarray of shape (n_classes,)
+    class_weight : dict, "balanced" or None
+
+    Returns
+    -------
+    weights : ndarray of shape (n_samples,), float64
+    class_totals : ndarray of shape (n_classes,), float64
+        Summed effective weight of each class.
+    """
+    sample_weight = sample_weights(sample_weight, codes.shape[0])
+    n_classes = classes.shape[0]
+    totals = np.bincount(codes, weights=sample_weight, minlength=n_classes)
+    check_class_totals(totals, classes, "sample_weight")
+    factors = class_weight_factors(class_weight, classes, totals)
+    weights = sample_weight * factors[codes] if class_weight is not None else sample_weight
+    # Overflow is reported by check_weight_sum, not warned about.
+    with np.errstate(over="ignore"):
+        class_totals = np.bincount(codes, weights=weights, minlength=n_classes)
+        weight_sum = np.sum(class_totals)
+    check_weight_sum(weight_sum)
+    check_class_totals(class_totals, classes, "sample_weight times class_weight")
+    return weights, class_totals
+
+
+def _check_class_weight_dict(class_weight, classes):
+    unknown = set(class_weight) - set(classes.tolist())
+    if unknown:
+        raise ValueError(
+            f"class_weight has keys {sorted(unknown, key=str)} that are "
+            f"not labels of y; the labels are {classes.tolist()}."
+        )
+    bad = {
+        label: weight
+        for label, weight in class_weight.items()
+        if not (isinstance(weight, Real) and np.isfinite(weight) and weight >= 0)
+    }
+    if bad:
+        raise ValueError(
+            f"class_weight values must be finite non-negative numbers; got {bad}."
+        )
