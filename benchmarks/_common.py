@@ -48,9 +48,13 @@ def objective(X, y, coef, intercept, C):
     value = 0.0
     for start in range(0, n, 8192):
         part = X[start : start + 8192]
-        logits = np.asarray(part @ coef.T.astype(part.dtype), dtype=np.float64) + intercept
+        logits = (
+            np.asarray(part @ coef.T.astype(part.dtype), dtype=np.float64) + intercept
+        )
         rows = np.arange(logits.shape[0])
-        value += np.sum(logsumexp(logits, axis=1) - logits[rows, codes[start : start + 8192]])
+        value += np.sum(
+            logsumexp(logits, axis=1) - logits[rows, codes[start : start + 8192]]
+        )
     value /= n
     if np.isfinite(C):
         value += np.sum(coef**2) / (2 * C * n)

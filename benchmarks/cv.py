@@ -18,15 +18,20 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-from _common import environment
 from sksoftmax import SoftmaxClassifierCV
+
+from _common import environment
 
 
 def searches(Cs, cv):
     return {
         "SoftmaxClassifierCV": SoftmaxClassifierCV(Cs=Cs, cv=cv),
         "LogisticRegressionCV": LogisticRegressionCV(
-            Cs=Cs, cv=cv, l1_ratios=(0.0,), scoring="accuracy", max_iter=1000,
+            Cs=Cs,
+            cv=cv,
+            l1_ratios=(0.0,),
+            scoring="accuracy",
+            max_iter=1000,
             use_legacy_attributes=False,
         ),
         "GridSearchCV(LogisticRegression)": GridSearchCV(

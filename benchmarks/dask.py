@@ -25,10 +25,11 @@ sys.path.append(_here)
 
 import numpy as np  # noqa: E402
 
-from _common import dense_problem, environment  # noqa: E402
 from sksoftmax import SoftmaxClassifier  # noqa: E402
-from sksoftmax._dask import DaskSoftmaxLoss  # noqa: E402
-from sksoftmax._loss import SoftmaxLoss  # noqa: E402
+from sksoftmax._engines._dask import DaskEngine  # noqa: E402
+from sksoftmax._engines._numpy import NumPyEngine  # noqa: E402
+
+from _common import dense_problem, environment  # noqa: E402
 
 
 def per_evaluation(loss, repeats):
@@ -50,7 +51,7 @@ def to_solution(X, y, tol):
 
 
 def in_memory_loss(X, y, k):
-    return SoftmaxLoss(X, y, k, np.ones(X.shape[0]), 0.0, True)
+    return NumPyEngine(X, y, k, np.ones(X.shape[0]), True)
 
 
 def dask_loss(X, y, k, chunks):
@@ -58,7 +59,7 @@ def dask_loss(X, y, k, chunks):
     X_dask = da.from_array(X, chunks=(rows, X.shape[1]))
     y_dask = da.from_array(y, chunks=rows)
     weights = da.ones(X.shape[0], chunks=rows)
-    return X_dask, y_dask, DaskSoftmaxLoss(X_dask, y_dask, k, weights, 0.0, True)
+    return X_dask, y_dask, DaskEngine(X_dask, y_dask, k, weights, True)
 
 
 def main():

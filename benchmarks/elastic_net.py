@@ -15,8 +15,9 @@ from sklearn.datasets import load_digits, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from _common import timed_fit, dense_problem, environment, objective
 from sksoftmax import SoftmaxClassifier
+
+from _common import dense_problem, environment, objective, timed_fit
 
 
 def elastic_net_objective(X, y, model, C, l1_ratio):

@@ -6,7 +6,7 @@ LinearModelLoss.loss_gradient (what its lbfgs calls) is timed alongside.
 Medians of interleaved repeats, in float64 and float32.
 
 The "layout" lines time the two ways of writing the logits of one block of
-rows, which SoftmaxLoss chooses between by dtype.
+rows, which the NumPy loss engine chooses between by dtype.
 
     python benchmarks/evaluation.py [--n 100000] [--d 100] [--k 10] [--repeats 15]
 """
@@ -18,8 +18,10 @@ import numpy as np
 from sklearn._loss.loss import HalfMultinomialLoss
 from sklearn.linear_model._linear_loss import LinearModelLoss
 
+from sksoftmax._engines._numpy import NumPyEngine
+from sksoftmax._penalty import ElasticNet
+
 from _common import environment
-from sksoftmax._loss import SoftmaxLoss
 
 
 def median_times(cases, repeats):
@@ -37,9 +39,18 @@ def evaluation(n, d, k, dtype, repeats):
     X = rng.normal(size=(n, d)).astype(dtype)
     y = rng.integers(0, k, size=n)
     l2 = 1.0 / n
-    ours = SoftmaxLoss(X, y, k, np.ones(n), l2, True)
-    params = rng.normal(size=ours.n_params) * 0.1
-    W = ours.unpack(params)[0].astype(dtype)
+    engine = NumPyEngine(X, y, k, np.ones(n), True)
+    penalty = ElasticNet(l2=l2)
+    params = rng.normal(size=engine.n_params) * 0.1
+    W = engine.unpack(params)[0].astype(dtype)
+
+    def ours():
+        # The data term plus the L2 penalty, as scikit-learn's call computes.
+        value, grad = engine.loss_gradient(params)
+        return penalty.add_smooth(
+            engine.unpack(params)[0], value, engine.unpack(grad)[0]
+        )
+
     block = np.empty((n, k), dtype=dtype)
 
     def floor():
@@ -47,13 +58,17 @@ def evaluation(n, d, k, dtype, repeats):
         np.exp(block, out=block)
         return X.T @ block
 
-    theirs = LinearModelLoss(base_loss=HalfMultinomialLoss(n_classes=k), fit_intercept=True)
+    theirs = LinearModelLoss(
+        base_loss=HalfMultinomialLoss(n_classes=k), fit_intercept=True
+    )
     coef = np.asfortranarray(rng.normal(size=(k, d + 1)) * 0.1).astype(dtype).ravel("F")
     y_float = y.astype(dtype)
     cases = {
         "floor": floor,
-        "ours": lambda: ours.loss_gradient(params),
-        "scikit-learn": lambda: theirs.loss_gradient(coef, X, y_float, None, l2_reg_strength=l2),
+        "ours": ours,
+        "scikit-learn": lambda: theirs.loss_gradient(
+            coef, X, y_float, None, l2_reg_strength=l2
+        ),
     }
     return median_times(cases, repeats)
 
@@ -73,7 +88,10 @@ def layout(d, k, dtype, repeats, rows=3276):
         "rows x K product, transposed copy": via_rows,
         "K x rows product": lambda: np.matmul(W.T, X.T, out=class_major),
     }
-    return median_times({name: lambda f=f: [f() for _ in range(20)] for name, f in cases.items()}, repeats)
+    return median_times(
+        {name: lambda f=f: [f() for _ in range(20)] for name, f in cases.items()},
+        repeats,
+    )
 
 
 def main():
@@ -84,15 +102,22 @@ def main():
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     print(environment())
-    print(f"\none evaluation, {args.n} x {args.d}, {args.k} classes (ms, ratio to floor)")
+    print(
+        f"\none evaluation, {args.n} x {args.d}, {args.k} classes (ms, ratio to floor)"
+    )
     for dtype in [np.float64, np.float32]:
         t = evaluation(args.n, args.d, args.k, dtype, args.repeats)
-        cells = ", ".join(f"{name} {s * 1e3:.1f} ({s / t['floor']:.2f}x)" for name, s in t.items())
+        cells = ", ".join(
+            f"{name} {s * 1e3:.1f} ({s / t['floor']:.2f}x)" for name, s in t.items()
+        )
         print(f"  {np.dtype(dtype).name}: {cells}")
     print("\nlayout of one block's logits, 3276 rows (ms per 20 products)")
     for dtype in [np.float64, np.float32]:
         t = layout(args.d, args.k, dtype, args.repeats)
-        print(f"  {np.dtype(dtype).name}: " + ", ".join(f"{n} {s * 1e3:.2f}" for n, s in t.items()))
+        print(
+            f"  {np.dtype(dtype).name}: "
+            + ", ".join(f"{n} {s * 1e3:.2f}" for n, s in t.items())
+        )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 import sksoftmax  # noqa: E402
 from sksoftmax import SoftmaxClassifier  # noqa: E402
-from sksoftmax._array_api import ArrayAPISoftmaxLoss  # noqa: E402
+from sksoftmax._engines._array_api import ArrayAPIEngine  # noqa: E402
 
 
 def synchronize(torch, device):
@@ -82,9 +82,9 @@ def main():
     generator = torch.Generator(device=device).manual_seed(0)
     X = torch.randn(n, d, device=device, dtype=torch.float32, generator=generator)
     W_true = torch.randn(d, k, device=device, generator=generator) * 4 / d**0.5
-    gumbel = -torch.log(-torch.log(
-        torch.rand(n, k, device=device, generator=generator)
-    ))
+    gumbel = -torch.log(
+        -torch.log(torch.rand(n, k, device=device, generator=generator))
+    )
     y = torch.argmax(X @ W_true + gumbel, dim=1)
     sync = lambda: synchronize(torch, device)  # noqa: E731
 
@@ -98,12 +98,15 @@ def main():
     theirs = LogisticRegression(tol=0.0, max_iter=args.iterations)
     fit(ours), fit(theirs)  # warm-up: kernels, caches, cuBLAS handles
     fits = median_times(
-        {"SoftmaxClassifier": lambda: fit(ours), "LogisticRegression": lambda: fit(theirs)},
+        {
+            "SoftmaxClassifier": lambda: fit(ours),
+            "LogisticRegression": lambda: fit(theirs),
+        },
         repeats,
         sync,
     )
 
-    loss = ArrayAPISoftmaxLoss(X, y.cpu().numpy(), k, np.ones(n), 1.0 / n, True)
+    loss = ArrayAPIEngine(X, y.cpu().numpy(), k, np.ones(n), True)
     params = np.random.default_rng(0).normal(size=loss.n_params) * 0.01
     W = torch.asarray(loss.unpack(params)[0], dtype=torch.float32, device=device)
     b = torch.asarray(loss.unpack(params)[1], dtype=torch.float32, device=device)
@@ -122,17 +125,29 @@ def main():
         sync,
     )
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
-    print(f"device: {device} ({name}); torch {torch.__version__}, "
-          f"scikit-learn {sklearn.__version__}, scipy {scipy.__version__}, "
-          f"numpy {np.__version__}, sksoftmax {sksoftmax.__version__}")
-    print(f"problem: {n} x {d}, {k} classes, float32, {args.iterations} L-BFGS iterations")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.machine()
+    )
+    print(
+        f"device: {device} ({name}); torch {torch.__version__}, "
+        f"scikit-learn {sklearn.__version__}, scipy {scipy.__version__}, "
+        f"numpy {np.__version__}, sksoftmax {sksoftmax.__version__}"
+    )
+    print(
+        f"problem: {n} x {d}, {k} classes, float32, {args.iterations} L-BFGS iterations"
+    )
     # Either may stop before max_iter once float32 allows no further decrease.
     n_iter_theirs = int(np.max(theirs.n_iter_.cpu().numpy()))
-    for label, n_iter in [("SoftmaxClassifier", ours.n_iter_),
-                          ("LogisticRegression", n_iter_theirs)]:
-        print(f"fit  {label:<19} {fits[label]:8.3f} s ({n_iter} iterations, "
-              f"{fits[label] / max(n_iter, 1) * 1e3:.1f} ms each)")
+    for label, n_iter in [
+        ("SoftmaxClassifier", ours.n_iter_),
+        ("LogisticRegression", n_iter_theirs),
+    ]:
+        print(
+            f"fit  {label:<19} {fits[label]:8.3f} s ({n_iter} iterations, "
+            f"{fits[label] / max(n_iter, 1) * 1e3:.1f} ms each)"
+        )
     ratio = fits["SoftmaxClassifier"] / fits["LogisticRegression"]
     print(f"     ratio ours / scikit-learn: {ratio:.2f}x (target <= 0.65x)")
     print(f"eval floor (torch)       {evaluations['floor'] * 1e3:8.2f} ms")

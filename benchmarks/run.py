@@ -20,12 +20,13 @@ import argparse
 import tracemalloc
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
-from _common import timed_fit, dense_problem, environment, objective, sparse_problem
 from sksoftmax import SoftmaxClassifier
+
+from _common import dense_problem, environment, objective, sparse_problem, timed_fit
 
 OURS = ["lbfgs", "newton-cg"]
 THEIRS = ["lbfgs", "newton-cg", "newton-cholesky"]
@@ -141,11 +142,19 @@ def to_rst(caption, markdown_rows):
     """The Markdown table as a reStructuredText list-table."""
     # Library file names end in "_" or hold "_x", which reStructuredText
     # reads as references.
-    lines = [caption.replace("_", "\\_"), "", ".. list-table::", "   :header-rows: 1", ""]
+    lines = [
+        caption.replace("_", "\\_"),
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+    ]
     for markdown in markdown_rows:
         if set(markdown) <= set("|-"):
             continue
-        cells = [cell.strip().replace("**", "") for cell in markdown.strip("| ").split(" | ")]
+        cells = [
+            cell.strip().replace("**", "") for cell in markdown.strip("| ").split(" | ")
+        ]
         lines.append("   * - " + cells[0])
         lines.extend(f"     - {cell}" for cell in cells[1:])
     return "\n".join(lines) + "\n"

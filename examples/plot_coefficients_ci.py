@@ -62,7 +62,7 @@ scale = X.std(axis=0)
 fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
 for k, ax in enumerate(axes):
     positions = np.arange(X.shape[1])
-    for offset, (label, res) in zip([-0.12, 0.12], results.items()):
+    for offset, (label, res) in zip([-0.12, 0.12], results.items(), strict=True):
         coef_ci, _ = res.conf_int(alpha=0.05)
         estimate = res.coef[k] * scale
         error = np.abs(coef_ci[k].T * scale - estimate)

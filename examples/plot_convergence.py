@@ -101,8 +101,14 @@ floor = 1e-12
 fig, ax = plt.subplots(figsize=(9, 5.5))
 for name, points in runs.items():
     style = "-" if name.startswith("SoftmaxClassifier") else "--"
-    ax.plot(points[:, 0], np.maximum(points[:, 1] - best, floor), style,
-            marker="o", markersize=3, label=name)
+    ax.plot(
+        points[:, 0],
+        np.maximum(points[:, 1] - best, floor),
+        style,
+        marker="o",
+        markersize=3,
+        label=name,
+    )
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_ylim(bottom=floor / 2)

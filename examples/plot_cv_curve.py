@@ -34,10 +34,18 @@ for l1_ratio, label in [(0.0, "L2"), (1.0, "lasso")]:
     std = results["std_test_score"][rows]
     (line,) = ax.plot(Cs, mean, label=label)
     ax.fill_between(Cs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-ax.plot(search.C_, search.best_score_, "ko",
-        label=f"chosen: C = {search.C_:.3g}, l1_ratio = {search.l1_ratio_:g}")
-ax.set(xscale="log", xlabel="C", ylabel="mean held-out log-likelihood",
-       title="5-fold cross-validation")
+ax.plot(
+    search.C_,
+    search.best_score_,
+    "ko",
+    label=f"chosen: C = {search.C_:.3g}, l1_ratio = {search.l1_ratio_:g}",
+)
+ax.set(
+    xscale="log",
+    xlabel="C",
+    ylabel="mean held-out log-likelihood",
+    title="5-fold cross-validation",
+)
 ax.legend()
 fig.tight_layout()
 plt.show()

@@ -39,7 +39,7 @@ grid = np.column_stack([xx.ravel(), yy.ravel()])
 
 Cs = [0.01, 0.1, 10.0]
 fig, axes = plt.subplots(1, len(Cs), figsize=(13, 4.4), sharey=True)
-for ax, C in zip(axes, Cs):
+for ax, C in zip(axes, Cs, strict=True):
     clf = SoftmaxClassifier(C=C).fit(X2, y)
     proba = clf.predict_proba(grid)
     # Probability-weighted mix of the class colours, faded towards white where
@@ -56,12 +56,17 @@ for ax, C in zip(axes, Cs):
     logits = clf.decision_function(grid)
     for k in range(3):
         lead = logits[:, k] - np.delete(logits, k, axis=1).max(axis=1)
-        ax.contour(xx, yy, lead.reshape(xx.shape), levels=[0.0], colors="k",
-                   linewidths=0.8)
+        ax.contour(
+            xx, yy, lead.reshape(xx.shape), levels=[0.0], colors="k", linewidths=0.8
+        )
     for k, name in enumerate(wine.target_names):
         ax.scatter(
-            *X2[y == k].T, color=class_colors[k], edgecolor="k", linewidth=0.5,
-            s=22, label=name,
+            *X2[y == k].T,
+            color=class_colors[k],
+            edgecolor="k",
+            linewidth=0.5,
+            s=22,
+            label=name,
         )
     ax.set_title(f"C = {C:g}, training accuracy {clf.score(X2, y):.2f}")
     ax.set_xlabel("first principal component")

@@ -37,8 +37,14 @@ from sksoftmax import SoftmaxClassifier
 
 n_classes = 4
 X, y = make_classification(
-    n_samples=4000, n_features=20, n_informative=6, n_redundant=2,
-    n_classes=n_classes, n_clusters_per_class=1, class_sep=0.8, random_state=0,
+    n_samples=4000,
+    n_features=20,
+    n_informative=6,
+    n_redundant=2,
+    n_classes=n_classes,
+    n_clusters_per_class=1,
+    class_sep=0.8,
+    random_state=0,
 )
 
 # Labels drawn from a softmax model with random coefficients.
@@ -65,13 +71,19 @@ def reliability(ax, y_test, proba, title):
     # One-vs-rest events of all classes, pooled: each entry of the probability
     # matrix forecasts whether the sample's class is that column's class.
     events = (y_test[:, None] == np.arange(n_classes)).ravel()
-    for (name, p), marker in zip(proba.items(), ["o", "x"]):
+    for (name, p), marker in zip(proba.items(), ["o", "x"], strict=True):
         observed, predicted = calibration_curve(
             events, p.ravel(), n_bins=10, strategy="quantile"
         )
         ax.plot(predicted, observed, marker=marker, label=name)
-    ax.plot([0, 1], [0, 1], color="k", linewidth=0.8, linestyle="--",
-            label="perfectly calibrated")
+    ax.plot(
+        [0, 1],
+        [0, 1],
+        color="k",
+        linewidth=0.8,
+        linestyle="--",
+        label="perfectly calibrated",
+    )
     ax.set_xlabel("mean predicted probability (per bin)")
     ax.set_title(title)
     ax.set_aspect("equal")
@@ -88,8 +100,10 @@ print(f"largest difference between the two models' probabilities: {gap:.1e}")
 fig, (ax_agree, ax_clusters, ax_linear) = plt.subplots(1, 3, figsize=(15, 5.2))
 
 ax_agree.scatter(
-    proba["LogisticRegression"].ravel(), proba["SoftmaxClassifier"].ravel(),
-    s=4, alpha=0.3,
+    proba["LogisticRegression"].ravel(),
+    proba["SoftmaxClassifier"].ravel(),
+    s=4,
+    alpha=0.3,
 )
 ax_agree.plot([0, 1], [0, 1], color="k", linewidth=0.8)
 ax_agree.set_xlabel("LogisticRegression.predict_proba")

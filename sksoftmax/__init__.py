@@ -2,9 +2,9 @@
 
 from ._classifier import SoftmaxClassifier
 from ._cv import SoftmaxClassifierCV
-from ._path import softmax_path
 from ._inference import SoftmaxInferenceResults
 from ._onnx import register_onnx_converter
+from ._path import softmax_path
 from ._separation import PerfectSeparationWarning
 
 __version__ = "0.1.0.dev0"

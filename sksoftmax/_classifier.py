@@ -248,8 +248,14 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         prefer_skip_nested_validation=True,
     )
     def inference(
-        self, X, y, sample_weight=None, *, reference_class=None,
-        cov_type="nonrobust", alpha=0.05,
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        reference_class=None,
+        cov_type="nonrobust",
+        alpha=0.05,
     ):
         """Standard errors, tests and confidence intervals of the coefficients.
 
@@ -362,7 +368,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         check_same_namespace(X, self, attribute="coef_", method=method)
         xp, _ = get_namespace(X)
         X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=[xp.float64, xp.float32],
+            self,
+            X,
+            accept_sparse=["csr", "csc"],
+            dtype=[xp.float64, xp.float32],
             reset=False,
         )
         return self._linear(X)
@@ -371,7 +380,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """``X @ coef_.T + intercept_`` in the namespace and dtype of validated X."""
         xp, _ = get_namespace(X)
         coef = xp.astype(self.coef_, X.dtype, copy=False)
-        return safe_sparse_dot(X, coef.T) + xp.astype(self.intercept_, X.dtype, copy=False)
+        return safe_sparse_dot(X, coef.T) + xp.astype(
+            self.intercept_, X.dtype, copy=False
+        )
 
     @_lazy_on_dask
     def decision_function(self, X):

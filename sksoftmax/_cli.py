@@ -49,7 +49,8 @@ def _fit_and_score(model, X_train, y_train, X_test, y_test, repeats=5):
         "test accuracy": f"{accuracy_score(y_test, model.predict(X_test)):.4f}",
         "test log loss": f"{log_loss(y_test, proba, labels=model.classes_):.4f}",
         "fit time (s)": f"{np.median(seconds):.3f}",
-        "iterations": f"{int(np.max(model.n_iter_))}" + ("" if converged else " (no conv.)"),
+        "iterations": f"{int(np.max(model.n_iter_))}"
+        + ("" if converged else " (no conv.)"),
     }
 
 
@@ -76,7 +77,9 @@ def demo():
     width = max(map(len, metrics))
     print(f"{'':{width}}  " + "  ".join(f"{name:>18}" for name in rows))
     for metric in metrics:
-        print(f"{metric:{width}}  " + "  ".join(f"{r[metric]:>18}" for r in rows.values()))
+        print(
+            f"{metric:{width}}  " + "  ".join(f"{r[metric]:>18}" for r in rows.values())
+        )
 
 
 def _import_cli_extra():
@@ -134,7 +137,10 @@ def _print_table(header, rows):
     ]
     for row in [header, *rows]:
         cells = [f"{str(row[0]):<{widths[0]}}"]
-        cells += [f"{str(cell):>{width}}" for cell, width in zip(row[1:], widths[1:])]
+        cells += [
+            f"{str(cell):>{width}}"
+            for cell, width in zip(row[1:], widths[1:], strict=True)
+        ]
         print("  ".join(cells))
 
 
@@ -158,7 +164,7 @@ def _print_metrics(model, X_test, y_test):
         ["class", "precision", "recall", "support"],
         [
             [label, f"{p:.4f}", f"{r:.4f}", n]
-            for label, p, r, n in zip(classes, precision, recall, support)
+            for label, p, r, n in zip(classes, precision, recall, support, strict=True)
         ],
     )
 
@@ -286,7 +292,7 @@ def predict(args):
     X = data[columns]
     out = pd.DataFrame({"label": model.predict(X)})
     if args.proba:
-        for label, column in zip(model.classes_, model.predict_proba(X).T):
+        for label, column in zip(model.classes_, model.predict_proba(X).T, strict=True):
             out[f"proba_{label}"] = column
     if not args.out:
         out.to_csv(sys.stdout, index=False)

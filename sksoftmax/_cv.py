@@ -58,7 +58,7 @@ def _path_scores(estimator, X, y, sample_weight, train, test, Cs, scorer, score_
     model = SoftmaxClassifier(**estimator.get_params())
     model.classes_, model.n_features_in_ = data.classes, X.shape[1]
     scores = np.empty(len(Cs))
-    for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
+    for i, (coef, intercept) in enumerate(zip(coefs, intercepts, strict=True)):
         model.coef_, model.intercept_ = coef, intercept
         scores[i] = scorer(model, X_test, y_test, **score_params)
     return scores, coefs, intercepts
@@ -190,7 +190,9 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
 
     def _base(self, C, l1_ratio):
         return SoftmaxClassifier(
-            C=C, l1_ratio=l1_ratio, **{name: getattr(self, name) for name in _FIT_PARAMS}
+            C=C,
+            l1_ratio=l1_ratio,
+            **{name: getattr(self, name) for name in _FIT_PARAMS},
         )
 
     def _get_scorer(self):
@@ -228,8 +230,10 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         """
         _raise_for_params(params, self, "fit")
         l1_ratios = np.asarray(self.l1_ratios, dtype=np.float64)
-        if l1_ratios.ndim != 1 or l1_ratios.size == 0 or not np.all(
-            (l1_ratios >= 0) & (l1_ratios <= 1)
+        if (
+            l1_ratios.ndim != 1
+            or l1_ratios.size == 0
+            or not np.all((l1_ratios >= 0) & (l1_ratios <= 1))
         ):
             raise ValueError(
                 "l1_ratios must be a non-empty 1-d sequence of numbers in [0, 1]; "
@@ -268,7 +272,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         scorer = self._get_scorer()
         jobs = [
             (l1_ratio, grid, train, test)
-            for l1_ratio, grid in zip(l1_ratios, grids)
+            for l1_ratio, grid in zip(l1_ratios, grids, strict=True)
             for train, test in folds
         ]
         results = Parallel(n_jobs=self.n_jobs)(
@@ -300,7 +304,8 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         rank = rankdata(-mean, method="min").astype(np.int32)
         self.cv_results_ = {
             "params": [
-                {"C": float(C), "l1_ratio": float(r)} for C, r in zip(params_C, params_l1)
+                {"C": float(C), "l1_ratio": float(r)}
+                for C, r in zip(params_C, params_l1, strict=True)
             ],
             "param_C": np.ma.MaskedArray(params_C, mask=False),
             "param_l1_ratio": np.ma.MaskedArray(params_l1, mask=False),

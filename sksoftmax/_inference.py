@@ -640,7 +640,9 @@ def softmax_inference(
     point = _polish(problem, theta0, keep, scale)
     n_steps = point.n_steps
     separated = False
-    if penalty.l2 == 0.0 and (not point.converged or point.step.min_eig < _RCOND_SUSPECT):
+    if penalty.l2 == 0.0 and (
+        not point.converged or point.step.min_eig < _RCOND_SUSPECT
+    ):
         positive = weights > 0
         shift = separating_shift(
             X[positive], codes[positive], contrasts.others, column_scale, fit_intercept

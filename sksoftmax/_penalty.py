@@ -99,7 +99,7 @@ class ElasticNet:
         )
 
     def bounded_split(self, l1_weights: np.ndarray) -> "BoundedSplit":
-        """The split ``W = U - V`` for coordinates where the L1 weights are ``l1_weights``."""
+        """The split ``W = U - V`` for coordinates of L1 weights ``l1_weights``."""
         return BoundedSplit(l1_weights)
 
 

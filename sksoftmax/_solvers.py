@@ -204,7 +204,10 @@ class _Preconditioned:
         return self.data_value + self.penalty.value(self.engine.unpack(self.params)[0])
 
     def stationarity(self):
-        """Largest entry of the minimum-norm subgradient at the last point (what tol bounds)."""
+        """Largest entry of the minimum-norm subgradient at the last point.
+
+        This is what ``tol`` bounds.
+        """
         grad = self.grad.copy()
         grad_W, _ = self.engine.unpack(grad)
         W, _ = self.engine.unpack(self.params)
@@ -295,7 +298,15 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
     )
 
 
-def lbfgs(engine, penalty, params0, *, tol, max_iter, verbose=0):
+def lbfgs(
+    engine: LossEngine,
+    penalty: ElasticNet,
+    params0: np.ndarray,
+    *,
+    tol: float,
+    max_iter: int,
+    verbose: int = 0,
+) -> SolverResult:
     """Minimize with scipy's L-BFGS-B on one fused value+gradient call.
 
     The iterations run in preconditioned coordinates (see
@@ -337,7 +348,15 @@ def lbfgs(engine, penalty, params0, *, tol, max_iter, verbose=0):
     )
 
 
-def newton_cg(engine, penalty, params0, *, tol, max_iter, verbose=0):
+def newton_cg(
+    engine: LossEngine,
+    penalty: ElasticNet,
+    params0: np.ndarray,
+    *,
+    tol: float,
+    max_iter: int,
+    verbose: int = 0,
+) -> SolverResult:
     """Minimize with truncated Newton steps in a trust region.
 
     Each step solves the Newton system approximately by conjugate gradients

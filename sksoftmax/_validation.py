@@ -11,9 +11,9 @@ from numbers import Real
 
 import numpy as np
 from sklearn.utils import assert_all_finite
+from sklearn.utils._array_api import get_namespace
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils._array_api import get_namespace
 from sklearn.utils.validation import (
     _check_feature_names,
     _check_n_features,
@@ -188,7 +188,9 @@ def effective_weights(sample_weight, codes, classes, class_weight):
     totals = np.bincount(codes, weights=sample_weight, minlength=n_classes)
     check_class_totals(totals, classes, "sample_weight")
     factors = class_weight_factors(class_weight, classes, totals)
-    weights = sample_weight * factors[codes] if class_weight is not None else sample_weight
+    weights = (
+        sample_weight * factors[codes] if class_weight is not None else sample_weight
+    )
     # Overflow is reported by check_weight_sum, not warned about.
     with np.errstate(over="ignore"):
         class_totals = np.bincount(codes, weights=weights, minlength=n_classes)

@@ -1,11 +1,11 @@
 """Independent reference computations for the tests.
 
-Written plainly from DESIGN.md's formulas with scipy.special, sharing no code
+Written plainly from the formulas of docs/math.rst with scipy.special, sharing no code
 with the package.
 """
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import logsumexp, softmax
 
 
 def objective(X, y_codes, coef, intercept, sample_weight, C):
@@ -42,9 +42,12 @@ def effective_weights(y, sample_weight=None, class_weight=None):
     classes, codes = np.unique(y, return_inverse=True)
     sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
     if class_weight is not None:
-        sw = sw * compute_class_weight(
-            class_weight, classes=classes, y=y, sample_weight=sw
-        )[codes]
+        sw = (
+            sw
+            * compute_class_weight(
+                class_weight, classes=classes, y=y, sample_weight=sw
+            )[codes]
+        )
     return codes, sw
 
 
@@ -58,8 +61,9 @@ def _contrast_logits(theta, X, reference, n_classes, fit_intercept):
     return logits, design, others
 
 
-def contrast_objective(theta, X, y_codes, sample_weight, C, reference, n_classes,
-                       fit_intercept=True):
+def contrast_objective(
+    theta, X, y_codes, sample_weight, C, reference, n_classes, fit_intercept=True
+):
     """Summed negative log-likelihood plus the symmetric penalty, in contrasts.
 
     The penalty is that of the class-centred symmetric coefficients,
@@ -76,8 +80,9 @@ def contrast_objective(theta, X, y_codes, sample_weight, C, reference, n_classes
     return value
 
 
-def contrast_gradient(theta, X, y_codes, sample_weight, C, reference, n_classes,
-                      fit_intercept=True):
+def contrast_gradient(
+    theta, X, y_codes, sample_weight, C, reference, n_classes, fit_intercept=True
+):
     """Gradient of ``contrast_objective`` with respect to theta (K-1, q)."""
     logits, design, others = _contrast_logits(
         theta, X, reference, n_classes, fit_intercept
@@ -93,3 +98,42 @@ def contrast_gradient(theta, X, y_codes, sample_weight, C, reference, n_classes,
         else:
             grad += penalty_grad
     return grad
+
+
+def data_term(X, y_codes, n_classes, sample_weight, params, fit_intercept):
+    """The engines' unpenalized data term, computed plainly, at flat ``params``.
+
+    ``params`` is ``[W.ravel(), b]`` with ``W`` of shape (n_features,
+    n_classes). Returns the value, the gradient, the dense Hessian and the
+    weighted sum of the per-sample scores' outer products, all under the
+    weights ``s_i / S``; without an intercept, everything involving ``b`` is
+    zero.
+    """
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    K = n_classes
+    coef = params.reshape(d + 1, K)
+    if not fit_intercept:
+        coef = coef.copy()
+        coef[d] = 0.0
+    design = np.hstack([X, np.ones((n, 1))])
+    logits = design @ coef
+    proba = softmax(logits, axis=1)
+    onehot = np.eye(K)[y_codes]
+    w = np.asarray(sample_weight, dtype=np.float64) / np.sum(sample_weight)
+    value = float(w @ (logsumexp(logits, axis=1) - logits[np.arange(n), y_codes]))
+    scores = np.einsum("ij,ik->ijk", design, proba - onehot).reshape(n, -1)
+    grad = w @ scores
+    curvature = np.einsum("ik,kl->ikl", proba, np.eye(K)) - np.einsum(
+        "ik,il->ikl", proba, proba
+    )
+    hessian = np.einsum("i,ia,ib,ikl->akbl", w, design, design, curvature).reshape(
+        (d + 1) * K, (d + 1) * K
+    )
+    outer = np.einsum("i,ia,ib->ab", w, scores, scores)
+    if not fit_intercept:
+        grad[d * K :] = 0.0
+        for square in (hessian, outer):
+            square[d * K :, :] = 0.0
+            square[:, d * K :] = 0.0
+    return value, grad, hessian, outer

@@ -13,10 +13,11 @@ from sklearn.datasets import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from _reference import effective_weights, objective, symmetric_from_sklearn
 from sksoftmax import SoftmaxClassifier
 
-TIGHT = dict(tol=1e-10, max_iter=20000)
+from _reference import effective_weights, objective, symmetric_from_sklearn
+from conftest import TIGHT
+
 # scikit-learn's Newton solver reaches a tight tolerance in a few steps; its
 # objective is the same for every solver.
 REFERENCE = dict(solver="newton-cholesky", **TIGHT)
@@ -24,9 +25,7 @@ SOLVERS = ["lbfgs", "newton-cg"]
 
 # tol=1e-10 is at the resolution of float64 on some of these problems, where
 # a solver may stop just above it; the assertions check the optimum itself.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _standardized(loader):
@@ -119,8 +118,13 @@ def test_matches_without_intercept(solver):
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_matches_unpenalized_on_overlapping_classes(solver):
     X, y = make_classification(
-        n_samples=500, n_features=5, n_informative=3, n_redundant=0, n_classes=3,
-        flip_y=0.3, random_state=3,
+        n_samples=500,
+        n_features=5,
+        n_informative=3,
+        n_redundant=0,
+        n_classes=3,
+        flip_y=0.3,
+        random_state=3,
     )
     assert_same_optimum(X, y, np.inf, solver=solver)
 

@@ -27,8 +27,12 @@ def data():
     # Well conditioned and penalized: the optimum is unique and a tight tol
     # pins it to far below the tolerances compared against.
     X, y = make_classification(
-        n_samples=120, n_features=5, n_informative=4, n_redundant=0,
-        n_classes=3, random_state=0,
+        n_samples=120,
+        n_features=5,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=3,
+        random_state=0,
     )
     sample_weight = np.random.default_rng(0).uniform(0.5, 2.0, size=y.shape[0])
     return X, y, sample_weight
@@ -116,26 +120,33 @@ def test_array_api_strict_float64_equals_the_numpy_fit(data, params):
     X_xp = xps.asarray(X, device=DEVICE)
     with config_context(array_api_dispatch=True):
         clf = SoftmaxClassifier(**params).fit(
-            X_xp, xps.asarray(y, device=DEVICE),
+            X_xp,
+            xps.asarray(y, device=DEVICE),
             sample_weight=xps.asarray(sample_weight, device=DEVICE),
         )
         outputs = {
             name: getattr(clf, name)(X_xp)
-            for name in ("decision_function", "predict", "predict_proba",
-                         "predict_log_proba")
+            for name in (
+                "decision_function",
+                "predict",
+                "predict_proba",
+                "predict_log_proba",
+            )
         }
     for name in ("coef_", "intercept_"):
         attribute = getattr(clf, name)
         assert _namespace(attribute) == "array_api_strict"
         assert attribute.device == DEVICE
         assert attribute.dtype == xps.float64
-        np.testing.assert_allclose(_to_numpy(attribute), getattr(expected, name),
-                                   rtol=0, atol=1e-8)
+        np.testing.assert_allclose(
+            _to_numpy(attribute), getattr(expected, name), rtol=0, atol=1e-8
+        )
     for name, output in outputs.items():
         assert _namespace(output) == "array_api_strict", name
         assert output.device == DEVICE
-        np.testing.assert_allclose(_to_numpy(output), getattr(expected, name)(X),
-                                   rtol=0, atol=1e-8)
+        np.testing.assert_allclose(
+            _to_numpy(output), getattr(expected, name)(X), rtol=0, atol=1e-8
+        )
 
 
 def test_torch_float32_stays_float32_and_agrees_with_numpy():

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 from scipy import sparse
-from sklearn.datasets import load_iris, load_wine, make_classification
+from sklearn.datasets import load_wine, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -17,13 +17,7 @@ from sksoftmax import SoftmaxClassifier
 from sksoftmax._engines._numpy import NumPyEngine
 from sksoftmax._penalty import ElasticNet
 
-TIGHT = dict(tol=1e-10, max_iter=20000)
-PREDICT_METHODS = ["predict", "predict_proba", "predict_log_proba", "decision_function"]
-
-
-@pytest.fixture
-def iris():
-    return load_iris(return_X_y=True)
+from conftest import PREDICT_METHODS, TIGHT
 
 
 def test_probabilities_finite_for_huge_features(iris):
@@ -101,8 +95,9 @@ def test_binary_decision_function_is_the_margin():
 
 
 def test_boolean_labels():
-    X, y = make_classification(n_samples=80, n_features=3, n_informative=2,
-                               n_redundant=0, random_state=0)
+    X, y = make_classification(
+        n_samples=80, n_features=3, n_informative=2, n_redundant=0, random_state=0
+    )
     clf = SoftmaxClassifier().fit(X, y.astype(bool))
     assert clf.predict(X).dtype == bool
     assert clf.score(X, y.astype(bool)) > 0.8
@@ -110,7 +105,9 @@ def test_boolean_labels():
 
 def test_convergence_warning_says_what_to_do(iris):
     X, y = iris
-    with pytest.warns(ConvergenceWarning, match="Increase max_iter, scale the features"):
+    with pytest.warns(
+        ConvergenceWarning, match="Increase max_iter, scale the features"
+    ):
         clf = SoftmaxClassifier(max_iter=2).fit(X, y)
     assert clf.n_iter_ == 2
 
@@ -167,9 +164,14 @@ def test_pipeline_and_grid_search(iris):
     assert search.predict_proba(X).shape == (150, 3)
 
 
-@pytest.mark.parametrize("round_trip", [
-    lambda clf: pickle.loads(pickle.dumps(clf)), copy.deepcopy,
-], ids=["pickle", "deepcopy"])
+@pytest.mark.parametrize(
+    "round_trip",
+    [
+        lambda clf: pickle.loads(pickle.dumps(clf)),
+        copy.deepcopy,
+    ],
+    ids=["pickle", "deepcopy"],
+)
 def test_round_trips_keep_predictions_identical(iris, round_trip):
     X, y = iris
     clf = SoftmaxClassifier().fit(X, y)
@@ -183,9 +185,11 @@ def test_round_trips_keep_predictions_identical(iris, round_trip):
 
 # --- bad input: each fails before any optimization with a message naming it ---
 
+
 @pytest.fixture
 def no_optimization(monkeypatch):
     """Make any evaluation of the objective fail the test."""
+
     def evaluated(*args, **kwargs):
         raise AssertionError("the objective was evaluated before the input was checked")
 
@@ -211,40 +215,120 @@ _OBJECTS = np.array([[0.0, 1.0], [1.0, "x"]], dtype=object)
         (np.zeros((3, 2, 2)), [0, 1, 0], {}, ValueError, "dim 3"),
         ([[0.0], [1.0], [2.0]], [0, 1], {}, ValueError, "inconsistent numbers"),
         ([["a"], ["b"]], [0, 1], {}, ValueError, "could not convert string"),
-        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1.0, -1.0]}, ValueError,
-         "Negative values in data passed to `sample_weight`"),
-        ([[0.0], [1.0]], [0, 1], {"sample_weight": [0.0, 0.0]}, ValueError,
-         "at least one non-zero"),
-        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1.0]}, ValueError,
-         r"sample_weight.shape == \(1,\), expected \(2,\)"),
-        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1.0, np.nan]}, ValueError,
-         "sample_weight contains NaN"),
-        ([[0.0], [1.0]], [0, 1], {"sample_weight": np.nan}, ValueError,
-         "sample_weight contains NaN"),
-        ([[0.0], [1.0]], [0, 1], {"sample_weight": [np.inf, 1.0]}, ValueError,
-         "sample_weight contains infinity"),
-        ([[0.0], [1.0]], [0, 1], {"sample_weight": np.inf}, ValueError,
-         "sample_weight contains infinity"),
-        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1e308, 1e308]}, ValueError,
-         "sum to infinity"),
-        ([[0.0], [1.0]], [0, 1], {"sample_weight": [1e-320, 1e-320]}, ValueError,
-         "too small for the penalty strength"),
-        ([[0.0], [1.0], [2.0]], [0, 1, 1], {"sample_weight": [0.0, 1.0, 1.0]},
-         ValueError, "samples of class 0 have zero total weight"),
-        ([[0.0], [1.0], [2.0]], ["a", "b", "c"], {"sample_weight": [1.0, 0.0, 0.0]},
-         ValueError, r"samples of classes \['b', 'c'\] have zero total weight"),
-        ([[0.0], [1.0], [2.0]], [0.0, np.nan, 1.0], {}, ValueError,
-         "Input y contains NaN"),
-        ([[0.0], [1.0], [2.0]], np.array(["a", np.nan, "b"], dtype=object), {},
-         ValueError, "Input contains NaN"),
-        (np.array([[0.0, 1j], [1.0, 2.0]]), [0, 1], {}, ValueError,
-         "Complex data not supported"),
+        (
+            [[0.0], [1.0]],
+            [0, 1],
+            {"sample_weight": [1.0, -1.0]},
+            ValueError,
+            "Negative values in data passed to `sample_weight`",
+        ),
+        (
+            [[0.0], [1.0]],
+            [0, 1],
+            {"sample_weight": [0.0, 0.0]},
+            ValueError,
+            "at least one non-zero",
+        ),
+        (
+            [[0.0], [1.0]],
+            [0, 1],
+            {"sample_weight": [1.0]},
+            ValueError,
+            r"sample_weight.shape == \(1,\), expected \(2,\)",
+        ),
+        (
+            [[0.0], [1.0]],
+            [0, 1],
+            {"sample_weight": [1.0, np.nan]},
+            ValueError,
+            "sample_weight contains NaN",
+        ),
+        (
+            [[0.0], [1.0]],
+            [0, 1],
+            {"sample_weight": np.nan},
+            ValueError,
+            "sample_weight contains NaN",
+        ),
+        (
+            [[0.0], [1.0]],
+            [0, 1],
+            {"sample_weight": [np.inf, 1.0]},
+            ValueError,
+            "sample_weight contains infinity",
+        ),
+        (
+            [[0.0], [1.0]],
+            [0, 1],
+            {"sample_weight": np.inf},
+            ValueError,
+            "sample_weight contains infinity",
+        ),
+        (
+            [[0.0], [1.0]],
+            [0, 1],
+            {"sample_weight": [1e308, 1e308]},
+            ValueError,
+            "sum to infinity",
+        ),
+        (
+            [[0.0], [1.0]],
+            [0, 1],
+            {"sample_weight": [1e-320, 1e-320]},
+            ValueError,
+            "too small for the penalty strength",
+        ),
+        (
+            [[0.0], [1.0], [2.0]],
+            [0, 1, 1],
+            {"sample_weight": [0.0, 1.0, 1.0]},
+            ValueError,
+            "samples of class 0 have zero total weight",
+        ),
+        (
+            [[0.0], [1.0], [2.0]],
+            ["a", "b", "c"],
+            {"sample_weight": [1.0, 0.0, 0.0]},
+            ValueError,
+            r"samples of classes \['b', 'c'\] have zero total weight",
+        ),
+        (
+            [[0.0], [1.0], [2.0]],
+            [0.0, np.nan, 1.0],
+            {},
+            ValueError,
+            "Input y contains NaN",
+        ),
+        (
+            [[0.0], [1.0], [2.0]],
+            np.array(["a", np.nan, "b"], dtype=object),
+            {},
+            ValueError,
+            "Input contains NaN",
+        ),
+        (
+            np.array([[0.0, 1j], [1.0, 2.0]]),
+            [0, 1],
+            {},
+            ValueError,
+            "Complex data not supported",
+        ),
         ([[0.0, 1j], [1.0, 2.0]], [0, 1], {}, TypeError, "not 'complex'"),
         (_OBJECTS, [0, 1], {}, ValueError, "could not convert string to float: 'x'"),
-        (np.where(_OBJECTS == "x", {}, _OBJECTS), [0, 1], {}, TypeError,
-         "must be a string or a real number, not 'dict'"),
-        (np.where(_OBJECTS == "x", None, _OBJECTS), [0, 1], {}, ValueError,
-         "Input X contains NaN"),
+        (
+            np.where(_OBJECTS == "x", {}, _OBJECTS),
+            [0, 1],
+            {},
+            TypeError,
+            "must be a string or a real number, not 'dict'",
+        ),
+        (
+            np.where(_OBJECTS == "x", None, _OBJECTS),
+            [0, 1],
+            {},
+            ValueError,
+            "Input X contains NaN",
+        ),
     ],
 )
 def test_bad_input_raises_a_clear_error(X, y, kwargs, error, match, no_optimization):
@@ -269,12 +353,16 @@ def test_bad_C_is_rejected(C, iris, no_optimization):
         ({0: 1.0, 2: -0.5}, None, r"finite non-negative numbers; got \{2: -0.5\}"),
         ({1: "heavy"}, None, r"finite non-negative numbers; got \{1: 'heavy'\}"),
         ({1: 0.0}, None, r"class 1 have zero total weight \(sample_weight times"),
-        ("balanced", np.repeat([1.0, 0.0, 1.0], 50),
-         r"class 1 have zero total weight \(sample_weight\)"),
+        (
+            "balanced",
+            np.repeat([1.0, 0.0, 1.0], 50),
+            r"class 1 have zero total weight \(sample_weight\)",
+        ),
     ],
 )
-def test_bad_class_weight_is_named(iris, class_weight, sample_weight, match,
-                                   no_optimization):
+def test_bad_class_weight_is_named(
+    iris, class_weight, sample_weight, match, no_optimization
+):
     X, y = iris
     with pytest.raises(ValueError, match=match):
         SoftmaxClassifier(class_weight=class_weight).fit(
@@ -297,7 +385,9 @@ def test_concurrent_fits_leave_blas_thread_counts_unchanged(iris):
     from threadpoolctl import threadpool_info
 
     def counts():
-        return sorted((lib["filepath"], lib["num_threads"]) for lib in threadpool_info())
+        return sorted(
+            (lib["filepath"], lib["num_threads"]) for lib in threadpool_info()
+        )
 
     X, y = iris
     before = counts()

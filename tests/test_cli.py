@@ -16,7 +16,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 def test_demo_prints_the_comparison_table():
     out = subprocess.run(
         [sys.executable, "-m", "sksoftmax", "demo"],
-        capture_output=True, text=True, check=True, timeout=300,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     ).stdout
     assert "SoftmaxClassifier" in out and "LogisticRegression" in out
     for metric in ["test accuracy", "test log loss", "fit time (s)", "iterations"]:
@@ -41,7 +44,9 @@ def test_unknown_command_fails_cleanly():
 def sksoftmax(*args, check=True):
     run = subprocess.run(
         [sys.executable, "-m", "sksoftmax", *map(str, args)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if check:
         assert run.returncode == 0, run.stderr
@@ -65,8 +70,16 @@ def fitted(iris_table, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     iris_table.to_csv(folder / "iris.csv", index=False)
     run = sksoftmax(
-        "fit", folder / "iris.csv", "--target", "species", "--test-size", "0",
-        "--C", "0.5", "--out", folder / "model.skops",
+        "fit",
+        folder / "iris.csv",
+        "--target",
+        "species",
+        "--test-size",
+        "0",
+        "--C",
+        "0.5",
+        "--out",
+        folder / "model.skops",
     )
     return folder, run.stdout
 
@@ -111,8 +124,11 @@ def test_predict_out_writes_a_file(iris_table, fitted):
     folder, _ = fitted
     iris_table.head(7).to_csv(folder / "seven.csv", index=False)
     run = sksoftmax(
-        "predict", folder / "model.skops", folder / "seven.csv",
-        "--out", folder / "labels.csv",
+        "predict",
+        folder / "model.skops",
+        folder / "seven.csv",
+        "--out",
+        folder / "labels.csv",
     )
     assert "labels.csv" in run.stdout
     labels = pd.read_csv(folder / "labels.csv")
@@ -125,9 +141,19 @@ def test_fit_on_parquet_reports_metrics_and_progress(iris_table, tmp_path):
     pytest.importorskip("pyarrow")
     iris_table.to_parquet(tmp_path / "iris.parquet")
     out = sksoftmax(
-        "fit", tmp_path / "iris.parquet", "--target", "species",
-        "--test-size", "0.3", "--cv", "3", "--class-weight", "balanced",
-        "--verbose", "--out", tmp_path / "model.skops",
+        "fit",
+        tmp_path / "iris.parquet",
+        "--target",
+        "species",
+        "--test-size",
+        "0.3",
+        "--cv",
+        "3",
+        "--class-weight",
+        "balanced",
+        "--verbose",
+        "--out",
+        tmp_path / "model.skops",
     ).stdout
     lines = out.splitlines()
 

@@ -6,10 +6,10 @@ from sklearn.datasets import load_breast_cancer, load_wine, make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from _reference import effective_weights, objective
 from sksoftmax import SoftmaxClassifier
 
-TIGHT = dict(tol=1e-10, max_iter=20000)
+from _reference import effective_weights, objective
+from conftest import TIGHT
 
 
 def test_multinomial_logistic_regression_has_the_same_parameters():
@@ -51,8 +51,14 @@ def _overlapping_classes():
     # Noisy labels keep the classes from being separable, so the unpenalized
     # maximum-likelihood estimate exists.
     return make_classification(
-        n_samples=600, n_features=5, n_informative=4, n_redundant=0,
-        n_classes=4, flip_y=0.2, class_sep=0.8, random_state=0,
+        n_samples=600,
+        n_features=5,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=4,
+        flip_y=0.2,
+        class_sep=0.8,
+        random_state=0,
     )
 
 

@@ -26,12 +26,14 @@ def test_path_matches_logistic_regression_at_each_C(wine):
     coefs, intercepts, n_iter = softmax_path(X, y, Cs, tol=1e-9)
     assert coefs.shape == (3, 3, X.shape[1]) and intercepts.shape == (3, 3)
     assert np.all(n_iter >= 1)
-    for C, coef, intercept in zip(Cs, coefs, intercepts):
+    for C, coef, intercept in zip(Cs, coefs, intercepts, strict=True):
         lr = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
         ref_coef, ref_intercept = symmetric_from_sklearn(lr)
         np.testing.assert_allclose(coef, ref_coef, atol=1e-5)
         np.testing.assert_allclose(
-            intercept - intercept.mean(), ref_intercept - ref_intercept.mean(), atol=1e-5
+            intercept - intercept.mean(),
+            ref_intercept - ref_intercept.mean(),
+            atol=1e-5,
         )
 
 
@@ -61,8 +63,14 @@ def test_grid_starts_where_the_lasso_leaves_zero(wine):
 
 def _logistic_regression_cv(Cs, cv, scoring, **params):
     return LogisticRegressionCV(
-        Cs=Cs, cv=cv, l1_ratios=(0.0,), scoring=scoring, tol=1e-8,
-        max_iter=10_000, use_legacy_attributes=False, **params,
+        Cs=Cs,
+        cv=cv,
+        l1_ratios=(0.0,),
+        scoring=scoring,
+        tol=1e-8,
+        max_iter=10_000,
+        use_legacy_attributes=False,
+        **params,
     )
 
 
@@ -81,7 +89,9 @@ def test_same_choice_as_logistic_regression_cv(wine, scoring):
     elif ours.C_ != pytest.approx(ref.C_):
         # Tied accuracies may pick another C of the same score.
         i = np.flatnonzero(np.isclose(Cs, ref.C_))[0]
-        assert ours.cv_results_["mean_test_score"][i] == pytest.approx(ref_best, abs=1e-3)
+        assert ours.cv_results_["mean_test_score"][i] == pytest.approx(
+            ref_best, abs=1e-3
+        )
 
 
 def test_binary_grid_maps_to_twice_C():
@@ -108,19 +118,22 @@ def test_cv_results_match_grid_search(wine):
         cv=cv,
         scoring="neg_log_loss",
     ).fit(X, y)
-    ref = {
-        (p["C"], p["l1_ratio"]): i for i, p in enumerate(grid.cv_results_["params"])
-    }
+    ref = {(p["C"], p["l1_ratio"]): i for i, p in enumerate(grid.cv_results_["params"])}
     results = ours.cv_results_
     assert len(results["params"]) == 6
     for i, p in enumerate(results["params"]):
         j = ref[(p["C"], p["l1_ratio"])]
-        for key in ["split0_test_score", "split2_test_score", "mean_test_score",
-                    "std_test_score"]:
+        for key in [
+            "split0_test_score",
+            "split2_test_score",
+            "mean_test_score",
+            "std_test_score",
+        ]:
             assert results[key][i] == pytest.approx(grid.cv_results_[key][j], abs=1e-6)
         assert results["rank_test_score"][i] == grid.cv_results_["rank_test_score"][j]
     assert (ours.C_, ours.l1_ratio_) == (
-        grid.best_params_["C"], grid.best_params_["l1_ratio"]
+        grid.best_params_["C"],
+        grid.best_params_["l1_ratio"],
     )
     assert ours.best_score_ == pytest.approx(grid.best_score_, abs=1e-6)
     np.testing.assert_allclose(ours.coef_, grid.best_estimator_.coef_, atol=1e-5)
@@ -146,16 +159,18 @@ def test_weights_route_to_fits_and_scorer(wine):
             scoring=scorer,
         ).fit(X, y, sample_weight=sample_weight)
     np.testing.assert_allclose(
-        ours.cv_results_["mean_test_score"], grid.cv_results_["mean_test_score"],
+        ours.cv_results_["mean_test_score"],
+        grid.cv_results_["mean_test_score"],
         atol=1e-9,
     )
     np.testing.assert_allclose(ours.coef_, grid.best_estimator_.coef_, atol=1e-5)
     # Without routing, as LogisticRegressionCV: weights reach the scorer too.
-    plain = SoftmaxClassifierCV(
-        Cs=Cs, cv=cv, class_weight="balanced", tol=1e-9
-    ).fit(X, y, sample_weight=sample_weight)
+    plain = SoftmaxClassifierCV(Cs=Cs, cv=cv, class_weight="balanced", tol=1e-9).fit(
+        X, y, sample_weight=sample_weight
+    )
     np.testing.assert_allclose(
-        plain.cv_results_["mean_test_score"], grid.cv_results_["mean_test_score"],
+        plain.cv_results_["mean_test_score"],
+        grid.cv_results_["mean_test_score"],
         atol=1e-9,
     )
 

@@ -10,11 +10,10 @@ from sklearn.datasets import make_classification
 
 from sksoftmax import PerfectSeparationWarning, SoftmaxClassifier
 
+from conftest import PREDICT_METHODS, TIGHT
+
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
-
-TIGHT = dict(tol=1e-10, max_iter=2000)
-PREDICT_METHODS = ["predict", "predict_proba", "predict_log_proba", "decision_function"]
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +137,10 @@ def test_bad_input_is_refused(client, data):
 
 
 def test_import_does_not_need_dask():
-    code = "import sys, sksoftmax; sys.exit(any(m.startswith('dask') for m in sys.modules))"
+    code = (
+        "import sys, sksoftmax; "
+        "sys.exit(any(m.startswith('dask') for m in sys.modules))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

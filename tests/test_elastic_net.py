@@ -1,4 +1,4 @@
-"""Elastic net (l1_ratio > 0): same optimum as saga and a proximal-gradient reference."""
+"""Elastic net (l1_ratio > 0): same optimum as saga and proximal gradient."""
 
 import numpy as np
 import pytest
@@ -7,10 +7,10 @@ from sklearn.datasets import load_digits, load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from _reference import objective
 from sksoftmax import SoftmaxClassifier
 
-TIGHT = dict(tol=1e-9, max_iter=20000)
+from _reference import objective
+from conftest import TIGHT_ELASTIC_NET
 
 
 def elastic_net_objective(X, y, coef, intercept, C, l1_ratio, sample_weight=None):
@@ -56,7 +56,7 @@ def wine():
 @pytest.mark.parametrize("C", [0.05, 1.0])
 def test_matches_proximal_gradient_reference(wine, C, l1_ratio):
     X, y = wine
-    ours = SoftmaxClassifier(C=C, l1_ratio=l1_ratio, **TIGHT).fit(X, y)
+    ours = SoftmaxClassifier(C=C, l1_ratio=l1_ratio, **TIGHT_ELASTIC_NET).fit(X, y)
     coef, intercept = proximal_gradient(X, y, C, l1_ratio)
     ours_f = elastic_net_objective(X, y, ours.coef_, ours.intercept_, C, l1_ratio)
     ref_f = elastic_net_objective(X, y, coef, intercept, C, l1_ratio)
@@ -75,7 +75,7 @@ def test_at_least_as_good_and_sparse_as_saga(name, C, l1_ratio, wine):
     else:
         X, y = load_digits(return_X_y=True)
         X = X / 16
-    ours = SoftmaxClassifier(C=C, l1_ratio=l1_ratio, **TIGHT).fit(X, y)
+    ours = SoftmaxClassifier(C=C, l1_ratio=l1_ratio, **TIGHT_ELASTIC_NET).fit(X, y)
     saga = LogisticRegression(
         C=C, l1_ratio=l1_ratio, solver="saga", tol=1e-9, max_iter=20000
     ).fit(X, y)
@@ -88,8 +88,8 @@ def test_at_least_as_good_and_sparse_as_saga(name, C, l1_ratio, wine):
 
 def test_l1_ratio_zero_is_the_l2_fit(wine):
     X, y = wine
-    a = SoftmaxClassifier(**TIGHT).fit(X, y)
-    b = SoftmaxClassifier(l1_ratio=0.0, **TIGHT).fit(X, y)
+    a = SoftmaxClassifier(**TIGHT_ELASTIC_NET).fit(X, y)
+    b = SoftmaxClassifier(l1_ratio=0.0, **TIGHT_ELASTIC_NET).fit(X, y)
     np.testing.assert_array_equal(a.coef_, b.coef_)
 
 
@@ -105,8 +105,8 @@ def test_stronger_penalty_gives_more_zeros(wine):
 def test_infinite_C_ignores_l1_ratio():
     X, y = load_iris(return_X_y=True)
     y = (y == 2).astype(int)  # not separable: the unpenalized fit exists
-    a = SoftmaxClassifier(C=np.inf, l1_ratio=1.0, **TIGHT).fit(X, y)
-    b = SoftmaxClassifier(C=np.inf, **TIGHT).fit(X, y)
+    a = SoftmaxClassifier(C=np.inf, l1_ratio=1.0, **TIGHT_ELASTIC_NET).fit(X, y)
+    b = SoftmaxClassifier(C=np.inf, **TIGHT_ELASTIC_NET).fit(X, y)
     np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-6)
 
 
@@ -115,20 +115,22 @@ def test_weights_float32_and_sparse(wine):
     rng = np.random.default_rng(0)
     sw = rng.integers(1, 4, size=len(y))
     params = dict(C=0.5, l1_ratio=0.7, class_weight="balanced")
-    weighted = SoftmaxClassifier(**params, **TIGHT).fit(X, y, sample_weight=sw)
-    repeated = SoftmaxClassifier(**params, **TIGHT).fit(
+    weighted = SoftmaxClassifier(**params, **TIGHT_ELASTIC_NET).fit(
+        X, y, sample_weight=sw
+    )
+    repeated = SoftmaxClassifier(**params, **TIGHT_ELASTIC_NET).fit(
         np.repeat(X, sw, axis=0), np.repeat(y, sw)
     )
     np.testing.assert_allclose(weighted.coef_, repeated.coef_, atol=1e-6)
     np.testing.assert_array_equal(weighted.coef_ == 0, repeated.coef_ == 0)
 
     X_sparse = sparse.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X))
-    dense = SoftmaxClassifier(**params, **TIGHT).fit(X_sparse.toarray(), y)
-    from_sparse = SoftmaxClassifier(**params, **TIGHT).fit(X_sparse, y)
+    dense = SoftmaxClassifier(**params, **TIGHT_ELASTIC_NET).fit(X_sparse.toarray(), y)
+    from_sparse = SoftmaxClassifier(**params, **TIGHT_ELASTIC_NET).fit(X_sparse, y)
     np.testing.assert_allclose(from_sparse.coef_, dense.coef_, atol=1e-6)
 
     c32 = SoftmaxClassifier(**params, tol=1e-6).fit(X.astype(np.float32), y)
-    c64 = SoftmaxClassifier(**params, **TIGHT).fit(X, y)
+    c64 = SoftmaxClassifier(**params, **TIGHT_ELASTIC_NET).fit(X, y)
     assert c32.coef_.dtype == np.float32
     np.testing.assert_allclose(c32.coef_, c64.coef_, atol=1e-3)
 

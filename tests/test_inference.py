@@ -18,8 +18,9 @@ from scipy import sparse
 from sklearn.datasets import make_classification
 from sklearn.exceptions import NotFittedError
 
-from _reference import contrast_gradient, contrast_objective, objective
 from sksoftmax import SoftmaxClassifier, SoftmaxInferenceResults
+
+from _reference import contrast_gradient, contrast_objective, objective
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from sklearn.preprocessing import StandardScaler
 
 from sksoftmax import SoftmaxClassifier
 
-TIGHT = dict(tol=1e-10, max_iter=20000)
+from conftest import TIGHT
+
 # What docs/deploy.rst tells users to trust.
 TRUSTED_TYPES = ["sksoftmax._classifier.SoftmaxClassifier"]
 
@@ -156,7 +157,7 @@ def test_cross_validate_splits_and_routes_sample_weight(weighted_wine):
         result = cross_validate(
             clf, X, y, cv=cv, params={"sample_weight": weights}, return_estimator=True
         )
-    folds = zip(cv.split(X), result["estimator"], result["test_score"])
+    folds = zip(cv.split(X), result["estimator"], result["test_score"], strict=True)
     for (train, test), fitted, score in folds:
         hits = fitted.predict(X[test]) == y[test]
         assert score == pytest.approx(np.average(hits, weights=weights[test]))

@@ -120,7 +120,7 @@ def test_pipeline_with_column_transformer_on_a_dataframe():
     # One graph input per column, in the frame's order.
     feeds = {
         node.name: X[column].to_numpy().reshape(-1, 1)
-        for node, column in zip(session.get_inputs(), X.columns)
+        for node, column in zip(session.get_inputs(), X.columns, strict=True)
     }
     onnx_labels, onnx_proba = session.run(None, feeds)
     assert isinstance(X, pd.DataFrame)

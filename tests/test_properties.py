@@ -12,12 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from _reference import objective
 from sksoftmax import SoftmaxClassifier
 from sksoftmax._engines._numpy import NumPyEngine
 from sksoftmax._penalty import ElasticNet
 
-TIGHT = dict(tol=1e-10, max_iter=20000)
+from _reference import objective
+from conftest import TIGHT
+
 FEW = settings(max_examples=30, deadline=None, derandomize=True, database=None)
 FEWER = settings(max_examples=15, deadline=None, derandomize=True, database=None)
 
@@ -37,21 +38,30 @@ def problems(draw, max_samples=12, integer_weights=False):
     n_samples = draw(st.integers(n_classes, max_samples))
     n_features = draw(st.integers(1, 4))
     X = draw(hnp.arrays(np.float64, (n_samples, n_features), elements=_floats(-4, 4)))
-    y = np.concatenate([
-        np.arange(n_classes),
-        draw(hnp.arrays(np.intp, n_samples - n_classes,
-                        elements=st.integers(0, n_classes - 1))),
-    ])
+    y = np.concatenate(
+        [
+            np.arange(n_classes),
+            draw(
+                hnp.arrays(
+                    np.intp,
+                    n_samples - n_classes,
+                    elements=st.integers(0, n_classes - 1),
+                )
+            ),
+        ]
+    )
     if integer_weights:
         weights = st.integers(0, 3)
         first = st.integers(1, 3)
     else:
         weights = _floats(0.0, 3.0)
         first = _floats(0.1, 3.0)
-    sample_weight = np.concatenate([
-        draw(hnp.arrays(np.float64, n_classes, elements=first)),
-        draw(hnp.arrays(np.float64, n_samples - n_classes, elements=weights)),
-    ])
+    sample_weight = np.concatenate(
+        [
+            draw(hnp.arrays(np.float64, n_classes, elements=first)),
+            draw(hnp.arrays(np.float64, n_samples - n_classes, elements=weights)),
+        ]
+    )
     return X, y, sample_weight, n_classes
 
 
@@ -88,17 +98,21 @@ class _Penalized:
 
         def product(direction):
             result = hessp(direction)
-            self.penalty.add_smooth_hessp(self.unpack(direction)[0], self.unpack(result)[0])
+            self.penalty.add_smooth_hessp(
+                self.unpack(direction)[0], self.unpack(result)[0]
+            )
             return result
 
         return value, grad, product
 
 
 def _central_differences(function, params, directions, eps):
-    return np.array([
-        (function(params + eps * v) - function(params - eps * v)) / (2 * eps)
-        for v in directions
-    ])
+    return np.array(
+        [
+            (function(params + eps * v) - function(params - eps * v)) / (2 * eps)
+            for v in directions
+        ]
+    )
 
 
 @FEW
@@ -119,7 +133,7 @@ def test_gradient_matches_finite_differences(data, fit_intercept):
     numeric = _central_differences(reference, params, directions, 1e-6)
     np.testing.assert_allclose(grad[: len(numeric)], numeric, rtol=1e-6, atol=1e-8)
     if not fit_intercept:
-        np.testing.assert_array_equal(grad[-loss.n_classes:], 0.0)
+        np.testing.assert_array_equal(grad[-loss.n_classes :], 0.0)
 
 
 @FEW
@@ -130,7 +144,7 @@ def test_hessian_product_matches_finite_differences_of_gradient(data, fit_interc
         hnp.arrays(np.float64, loss.n_params, elements=_floats(-1, 1))
     )
     if not fit_intercept:
-        direction[-loss.n_classes:] = 0.0
+        direction[-loss.n_classes :] = 0.0
     value, grad, hessp = loss.hessian_product(params)
     same_value, same_grad = loss.loss_gradient(params)
     assert value == same_value

@@ -17,10 +17,10 @@ from sklearn.linear_model import LogisticRegression
 import sksoftmax
 from sksoftmax import PerfectSeparationWarning, SoftmaxClassifier
 
+from conftest import TIGHT
+
 # Overflow in exp, 0 * inf and the like announce themselves as RuntimeWarnings.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
-
-TIGHT = dict(tol=1e-10, max_iter=20000)
 
 
 def assert_finite_predictions(clf, X):
@@ -35,6 +35,7 @@ def assert_finite_predictions(clf, X):
 
 
 # --- extreme but valid input ---
+
 
 @pytest.fixture(scope="module")
 def iris_unpenalized():
@@ -68,9 +69,16 @@ def _f32(X):
         (lambda X: np.c_[X, X, X[:, :1]], 1e-5),
     ],
     ids=[
-        "x1e12", "x1e-12", "float32-x1e30", "float32-x1e-30", "sparse-float32-x1e30",
-        "float32-mixed-scales", "constant-column", "constant-1e12-column",
-        "zero-column", "duplicated-columns",
+        "x1e12",
+        "x1e-12",
+        "float32-x1e30",
+        "float32-x1e-30",
+        "sparse-float32-x1e30",
+        "float32-mixed-scales",
+        "constant-column",
+        "constant-1e12-column",
+        "zero-column",
+        "duplicated-columns",
     ],
 )
 def test_extreme_features_give_the_same_unpenalized_probabilities(
@@ -104,8 +112,13 @@ def _many_classes(n_classes):
         lambda: (np.ones((10, 3)), np.arange(10) % 2),
     ],
     ids=[
-        "one-sample-per-class", "2-classes", "50-classes", "500-classes",
-        "d>n", "sparse-d>n", "identical-rows",
+        "one-sample-per-class",
+        "2-classes",
+        "50-classes",
+        "500-classes",
+        "d>n",
+        "sparse-d>n",
+        "identical-rows",
     ],
 )
 @pytest.mark.parametrize("C", [1.0, 1e6])
@@ -127,9 +140,11 @@ def test_float32_fit_on_large_values_predicts_in_float32():
 
 # --- separation ---
 
+
 def _separable_data():
-    three_blobs = make_blobs(n_samples=60, centers=[[-5, 0], [5, 0], [0, 8]],
-                             cluster_std=1.0, random_state=0)
+    three_blobs = make_blobs(
+        n_samples=60, centers=[[-5, 0], [5, 0], [0, 8]], cluster_std=1.0, random_state=0
+    )
     iris_X, iris_y = load_iris(return_X_y=True)
     wide = (np.random.default_rng(1).normal(size=(20, 30)), np.arange(20) % 3)
     return {
@@ -217,11 +232,18 @@ def test_separation_is_detected_on_random_separable_problems():
 
 # --- determinism ---
 
+
 def _jobs():
     jobs = []
     for seed, C in enumerate([0.1, 1.0, 10.0, np.inf]):
-        X, y = make_classification(n_samples=1500, n_features=40, n_informative=10,
-                                   n_classes=4, flip_y=0.2, random_state=seed)
+        X, y = make_classification(
+            n_samples=1500,
+            n_features=40,
+            n_informative=10,
+            n_classes=4,
+            flip_y=0.2,
+            random_state=seed,
+        )
         jobs.append((X, y, C))
     return jobs
 
@@ -244,12 +266,15 @@ def test_concurrent_fits_equal_serial_fits():
     serial = [_fit(job) for job in jobs]
     with ThreadPoolExecutor(max_workers=4) as pool:
         threaded = list(pool.map(_fit, jobs + jobs))
-    for (coef, intercept), (coef_t, intercept_t) in zip(serial + serial, threaded):
+    for (coef, intercept), (coef_t, intercept_t) in zip(
+        serial + serial, threaded, strict=True
+    ):
         np.testing.assert_array_equal(coef_t, coef)
         np.testing.assert_array_equal(intercept_t, intercept)
 
 
 # --- inputs are never modified ---
+
 
 def _snapshot(value):
     if sparse.issparse(value):
@@ -293,11 +318,15 @@ def test_inputs_are_not_modified(make_X, C):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PerfectSeparationWarning)
         clf.fit(X, labels, sample_weight=sample_weight)
-    for method in ["predict", "predict_proba", "predict_log_proba",
-                   "decision_function"]:
+    for method in [
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "decision_function",
+    ]:
         getattr(clf, method)(X)
     clf.score(X, labels, sample_weight=sample_weight)
 
-    for value_before, value in zip(before, inputs):
+    for value_before, value in zip(before, inputs, strict=True):
         _assert_unchanged(value_before, value)
     assert clf.class_weight is class_weight

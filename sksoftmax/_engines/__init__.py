@@ -13,11 +13,17 @@ from .._validation import effective_weights, encode_labels, is_dask_array
 from ._base import LossEngine, ParameterLayout, TrainingData
 from ._numpy import NumPyEngine
 
-__all__ = ["LossEngine", "ParameterLayout", "TrainingData", "make_engine", "training_data"]
+__all__ = [
+    "LossEngine",
+    "ParameterLayout",
+    "TrainingData",
+    "make_engine",
+    "training_data",
+]
 
 
 def make_engine(X, y_codes, n_classes, sample_weight, fit_intercept) -> LossEngine:
-    """The engine for ``X``: NumPy's for NumPy and sparse, Dask's, else the Array API one.
+    """The engine for ``X``: by its type, NumPy's, Dask's or the Array API's.
 
     Parameters
     ----------
@@ -73,6 +79,8 @@ def training_data(X, y, sample_weight, *, class_weight, fit_intercept) -> Traini
         )
     y, sample_weight = move_to(y, sample_weight, xp=np, device="cpu")
     classes, codes = encode_labels(y)
-    weights, class_totals = effective_weights(sample_weight, codes, classes, class_weight)
+    weights, class_totals = effective_weights(
+        sample_weight, codes, classes, class_weight
+    )
     engine = make_engine(X, codes, classes.shape[0], weights, fit_intercept)
     return TrainingData(engine, classes, class_totals)

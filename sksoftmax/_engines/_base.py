@@ -5,7 +5,8 @@ regression on fixed training data,
 
 .. math::
 
-    f(W, b) = \sum_i \frac{s_i}{S} \left[\operatorname{logsumexp}(a_i) - a_{i, y_i}\right],
+    f(W, b) = \sum_i \frac{s_i}{S}
+        \left[\operatorname{logsumexp}(a_i) - a_{i, y_i}\right],
     \qquad a_i = W^\top x_i + b, \quad S = \sum_i s_i,
 
 and its derivatives, wherever the data live: in NumPy or scipy.sparse
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
 
 class LossEngine(Protocol):
     r"""The unpenalized weighted mean cross-entropy on fixed data.
@@ -87,7 +89,7 @@ class LossEngine(Protocol):
         """
 
     def gram(self) -> np.ndarray:
-        r""":math:`\tilde X^\top D \tilde X`, of shape ``(n_features + 1, n_features + 1)``.
+        r""":math:`\tilde X^\top D \tilde X`, a square of side ``n_features + 1``.
 
         The last row and column belong to the column of ones, also without
         an intercept.

@@ -192,7 +192,9 @@ def _chunk_call(chunk, name, weight_sum, *args):
     if chunk.engine is None:
         return None
     result = getattr(chunk.engine, name)(*args)
-    return _scaled(chunk, weight_sum, *(result if isinstance(result, tuple) else (result,)))
+    return _scaled(
+        chunk, weight_sum, *(result if isinstance(result, tuple) else (result,))
+    )
 
 
 def _chunk_moments(chunk, weight_sum):
@@ -212,7 +214,7 @@ def _add(*parts):
     parts = [part for part in parts if part is not None]
     if not parts:
         return None
-    return tuple(sum(terms[1:], terms[0]) for terms in zip(*parts))
+    return tuple(sum(terms[1:], terms[0]) for terms in zip(*parts, strict=True))
 
 
 def _all(*flags):
@@ -257,14 +259,15 @@ class DaskEngine(ParameterLayout):
         chunks = [
             build(X_part, y_part, w_part, n_classes, fit_intercept)
             for X_part, y_part, w_part in zip(
-                X.to_delayed().ravel(), y.to_delayed(), sample_weight.to_delayed()
+                X.to_delayed().ravel(),
+                y.to_delayed(),
+                sample_weight.to_delayed(),
+                strict=True,
             )
         ]
         self._chunks = dask.persist(*chunks)
         # Also where a non-finite X is reported, from the worker that saw it.
-        sums = dask.compute(
-            *[dask.delayed(_chunk_weight_sum)(c) for c in self._chunks]
-        )
+        sums = dask.compute(*[dask.delayed(_chunk_weight_sum)(c) for c in self._chunks])
         self.weight_sum = float(np.sum(sums))
 
     def _reduce(self, func, *args):
@@ -342,10 +345,18 @@ def predict_lazily(estimator, method, X):
         dtype = estimator.classes_.dtype
     if method == "predict" or (method == "decision_function" and n_classes == 2):
         return X.map_blocks(
-            _predict_block, estimator, method, drop_axis=1, dtype=dtype,
+            _predict_block,
+            estimator,
+            method,
+            drop_axis=1,
+            dtype=dtype,
             meta=np.empty((0,), dtype=dtype),
         )
     return X.map_blocks(
-        _predict_block, estimator, method, chunks=(X.chunks[0], (n_classes,)),
-        dtype=dtype, meta=np.empty((0, 0), dtype=dtype),
+        _predict_block,
+        estimator,
+        method,
+        chunks=(X.chunks[0], (n_classes,)),
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype=dtype),
     )

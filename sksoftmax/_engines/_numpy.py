@@ -111,9 +111,9 @@ class NumPyEngine(ParameterLayout):
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
         # Per-row weights s_i / S, the diagonal of D, in X's dtype: a float64
         # copy would cost a float32 fit a fifth of its n x K budget.
-        self.weights = (np.asarray(sample_weight, dtype=np.float64) / weight_sum).astype(
-            self.dtype, copy=False
-        )
+        self.weights = (
+            np.asarray(sample_weight, dtype=np.float64) / weight_sum
+        ).astype(self.dtype, copy=False)
         # Many classes: at least 256 rows, or per-block overhead dominates.
         n_rows = max(256, _BLOCK_BYTES // (self.dtype.itemsize * n_classes))
         self._blocks = _row_slices(X, n_rows)
@@ -317,5 +317,7 @@ class NumPyEngine(ParameterLayout):
         n_rows = max(1, _SECOND_ORDER_BLOCK_BYTES // (8 * q))
         for rows, X in _row_slices(self.X, n_rows):
             design = _design(X)
-            gram += _weighted_product(design, design, self.weights[rows].astype(np.float64))
+            gram += _weighted_product(
+                design, design, self.weights[rows].astype(np.float64)
+            )
         return gram
