@@ -414,6 +414,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            The label of ``classes_`` with the largest probability.
         """
         logits = self._logits(X, "predict")
         xp, _, device = get_namespace_and_device(logits)
@@ -452,5 +453,6 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
         """
         return log_softmax(self._logits(X, "predict_log_proba"), axis=1)

@@ -101,7 +101,17 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
     n_jobs : int, default=None
         Number of jobs fitting the folds (times the l1_ratios) in parallel,
         with joblib. ``None`` means 1 unless in a joblib context.
-    fit_intercept, class_weight, solver, tol, max_iter, verbose
+    fit_intercept : bool, default=True
+        As in :class:`SoftmaxClassifier`, for every fit.
+    class_weight : dict or "balanced", default=None
+        As in :class:`SoftmaxClassifier`, for every fit.
+    solver : {"lbfgs", "newton-cg"}, default="lbfgs"
+        As in :class:`SoftmaxClassifier`, for every fit.
+    tol : float, default=1e-4
+        As in :class:`SoftmaxClassifier`, for every fit.
+    max_iter : int, default=1000
+        As in :class:`SoftmaxClassifier`, for every fit.
+    verbose : int, default=0
         As in :class:`SoftmaxClassifier`, for every fit.
 
     Attributes
@@ -368,12 +378,20 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
 
         Parameters
         ----------
-        X, y, sample_weight, **kwargs
-            As for :meth:`SoftmaxClassifier.inference`.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The training data.
+        y : array-like of shape (n_samples,)
+            The training labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights, as in ``fit``.
+        **kwargs : dict
+            ``reference_class``, ``cov_type`` and ``alpha``, as for
+            :meth:`SoftmaxClassifier.inference`.
 
         Returns
         -------
         results : SoftmaxInferenceResults
+            Those of ``best_estimator_``.
         """
         check_is_fitted(self)
         if not self.refit:
@@ -386,6 +404,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         Returns
         -------
         routing : MetadataRouter
+            The routing to the fits, the splitter and the scorer.
         """
         return (
             MetadataRouter(owner=self)

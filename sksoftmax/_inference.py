@@ -267,6 +267,7 @@ class SoftmaxInferenceResults:
         Returns
         -------
         text : str
+            The report, lines separated by newlines.
         """
         alpha = _check_alpha(self.alpha if alpha is None else alpha)
         width = 78
