@@ -20,7 +20,13 @@ from ._engines import training_data
 from ._inference import softmax_inference
 from ._path import fit_path
 from ._solvers import SOLVERS
-from ._validation import effective_weights, is_dask_array, validate_training_X
+from ._validation import (
+    canonical_sparse,
+    check_label_values,
+    effective_weights,
+    is_dask_array,
+    validate_training_X,
+)
 
 
 def _namespace_and_device(X):
@@ -81,14 +87,20 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         ``n_samples x n_classes`` array of memory; it can win on
         ill-conditioned, nearly separable problems.
     tol : float, default=1e-4
-        Stop once the largest absolute entry of the objective's gradient is at
-        most ``tol`` (scikit-learn's meaning for ``lbfgs``).
+        Stop once the largest absolute entry of the objective's gradient (with
+        ``l1_ratio > 0``, of its minimum-norm subgradient) is at most ``tol``,
+        scikit-learn's meaning for ``lbfgs``; for a feature whose root mean
+        square is below 1, its entries are first divided by that scale, so
+        that features of tiny scale (whose raw gradient is tiny everywhere)
+        are still fitted. A fit that stops otherwise issues a
+        ConvergenceWarning that says why.
     max_iter : int, default=1000
         Maximum number of solver iterations. Larger than scikit-learn's 100 so
         that unscaled real data converge without a warning.
     warm_start : bool, default=False
         Start from the previous fit's coefficients when its classes and
-        features match.
+        features match (without an intercept, from its coefficients only);
+        otherwise from scratch. The optimum does not depend on the start.
     verbose : int, default=0
         When positive, print one line per iteration: iteration, objective and
         largest absolute gradient entry.
@@ -235,6 +247,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         ):
             return None
         coef, intercept = move_to(previous, self.intercept_, xp=np, device="cpu")
+        if not self.fit_intercept:
+            # The engine holds b where it starts: a previous intercept would stay.
+            intercept = np.zeros_like(intercept)
         return np.concatenate([coef.T.ravel(), intercept]).astype(np.float64)
 
     @validate_params(
@@ -325,12 +340,20 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(
             self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
         )
-        y = np.asarray(y)
+        X = canonical_sparse(X)
+        check_label_values(y)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             raise ValueError(
                 f"y has labels {unknown.tolist()} that the model was not fitted "
                 f"on; its classes are {self.classes_.tolist()}."
+            )
+        absent = np.setdiff1d(self.classes_, y)
+        if absent.size:
+            raise ValueError(
+                f"y has no samples of the class(es) {absent.tolist()}, which the "
+                "model was fitted on; inference needs the training data, in "
+                "which every class occurs."
             )
         codes = np.searchsorted(self.classes_, y)
         if reference_class is None:

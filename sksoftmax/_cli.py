@@ -407,8 +407,9 @@ def main(argv=None):
             fit(args)
         else:
             predict(args)
-    except (CommandError, ValueError) as exc:
-        # ValueError: scikit-learn's account of bad data (NaN, too few rows...).
+    except (CommandError, ValueError, TypeError) as exc:
+        # ValueError, TypeError: scikit-learn's account of bad data (NaN, too
+        # few rows, a column of unusable type...).
         message = " ".join(str(exc).split())
         print(f"sksoftmax {args.command}: error: {message}", file=sys.stderr)
         return 1

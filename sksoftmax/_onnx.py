@@ -22,8 +22,30 @@ def _onnx_labels(scope, model):
     classes = get_label_classes(scope, model)
     if all(isinstance(c, str) for c in classes):
         return np.asarray(classes, dtype=str)
-    # Classifiers accept no other labels than strings and integral numbers.
-    return np.asarray(classes).astype(np.int64)
+    labels = np.asarray(classes)
+    int64 = np.iinfo(np.int64)
+    exact = (
+        labels.dtype.kind in "biuf"
+        and np.all(np.isfinite(labels))
+        and np.all(labels >= int64.min)
+        # Compared as Python integers: uint64 labels above 2**63 - 1 and
+        # float labels would otherwise be rounded or wrapped.
+        and all(int(label) == label and int(label) <= int64.max for label in labels)
+    )
+    if not exact:
+        bad = next(
+            label
+            for label in labels.tolist()
+            if not (isinstance(label, int | float) and float(label).is_integer())
+            or not int64.min <= int(label) <= int64.max
+        )
+        raise ValueError(
+            "ONNX classifiers output labels as int64 or as strings, and the "
+            f"label {bad!r} of classes_ has no exact int64 value. Fit on labels "
+            "that do (e.g. encoded with sklearn.preprocessing.LabelEncoder), or "
+            "convert with options={'nocl': True} to output class indices."
+        )
+    return labels.astype(np.int64)
 
 
 def _shape_calculator(operator):

@@ -10,6 +10,7 @@ import sys
 from numbers import Real
 
 import numpy as np
+from scipy import sparse
 from sklearn.utils import assert_all_finite
 from sklearn.utils._array_api import get_namespace
 from sklearn.utils.class_weight import compute_class_weight
@@ -41,8 +42,9 @@ def validate_training_X(estimator, X, y):
     y : array-like
     """
     if not is_dask_array(X):
+        check_label_values(y)
         xp, _ = get_namespace(X)
-        return validate_data(
+        X, y = validate_data(
             estimator,
             X,
             y,
@@ -50,6 +52,7 @@ def validate_training_X(estimator, X, y):
             dtype=[xp.float64, xp.float32],
             order="C",
         )
+        return canonical_sparse(X), y
     if X.ndim != 2:
         raise ValueError(
             f"Expected a 2-dimensional dask array for X, got {X.ndim} dimension(s)."
@@ -59,6 +62,16 @@ def validate_training_X(estimator, X, y):
             "X has unknown chunk sizes along its rows (e.g. after boolean "
             "indexing); call X.compute_chunk_sizes() first."
         )
+    # The messages of scikit-learn's check_array, which the in-memory path runs;
+    # strings are converted as there, chunk by chunk.
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported\n{X}\n")
+    for count, what in [(X.shape[0], "sample"), (X.shape[1], "feature")]:
+        if count == 0:
+            raise ValueError(
+                f"Found array with 0 {what}(s) (shape={X.shape}) while a "
+                "minimum of 1 is required."
+            )
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     if X.numblocks[1] > 1:
@@ -66,6 +79,56 @@ def validate_training_X(estimator, X, y):
     _check_n_features(estimator, X, reset=True)
     _check_feature_names(estimator, X, reset=True)
     return X, y
+
+
+def canonical_sparse(X):
+    """``X``, or a canonical copy of a sparse ``X`` with duplicate or unsorted entries.
+
+    The engines read a CSR matrix's arrays in row blocks that are views; a
+    matrix that scipy canonicalizes in place later (summing duplicates,
+    sorting indices) would change under them, and the caller's matrix with
+    it. A canonical matrix never is.
+    """
+    if sparse.issparse(X) and not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return X
+
+
+def check_label_values(y):
+    """Refuse missing labels and labels of mixed types, saying where they are.
+
+    Only object arrays (and pandas or polars columns, lists) can hold them;
+    numeric NaN labels are refused by scikit-learn's checks, which would
+    stumble on ``pd.NA`` before saying so.
+    """
+    library = type(y).__module__.split(".")[0]
+    if isinstance(y, list | tuple) or library in ("pandas", "polars"):
+        y = np.asarray(y, dtype=object)
+    if not isinstance(y, np.ndarray) or y.dtype.kind != "O":
+        return
+    missing = [
+        i
+        for i, label in enumerate(y)
+        if label is None
+        or type(label).__name__ in ("NAType", "NaTType")
+        or (isinstance(label, float) and np.isnan(label))
+    ]
+    if missing:
+        raise ValueError(
+            f"y has {len(missing)} missing label(s) (None, NaN or pd.NA), the "
+            f"first at index {missing[0]}; drop those samples or give them a label."
+        )
+    first_of_kind = {}
+    for i, label in enumerate(y):
+        kind = "string" if isinstance(label, str | bytes) else "number"
+        first_of_kind.setdefault(kind, i)
+    if len(first_of_kind) > 1:
+        i, j = first_of_kind["string"], first_of_kind["number"]
+        raise ValueError(
+            f"y mixes string and numeric labels, e.g. {y[i]!r} at index {i} and "
+            f"{y[j]!r} at index {j}; labels must be all strings or all numbers."
+        )
 
 
 def encode_labels(y):
@@ -82,6 +145,7 @@ def encode_labels(y):
     codes : ndarray of shape (n_samples,), int
         Index of each sample's label in ``classes``.
     """
+    check_label_values(y)
     check_classification_targets(y)
     # Two steps rather than return_inverse, which holds several n-sized
     # temporaries at once: the peak memory of a float32 fit.
