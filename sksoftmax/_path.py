@@ -56,6 +56,7 @@ def fit_path(
     penalties = [ElasticNet.from_C(C, l1_ratio, data.weight_sum) for C in Cs]
     for penalty in penalties:
         check_solver(solver, penalty)
+    _check_float32_scale(data.engine)
     params = data.null_params() if start is None else start
     results = [None] * len(Cs)
     for i in np.argsort(Cs, kind="stable"):
@@ -68,13 +69,19 @@ def fit_path(
             max_iter=max_iter,
             verbose=verbose,
         )
+        if not np.all(np.isfinite(result.params)):
+            raise ValueError(
+                f"The fit at C={Cs[i]:g} reached non-finite coefficients: the "
+                "features, sample weights or C are beyond what "
+                f"{_dtype_name(data.engine.dtype)} arithmetic can fit. Rescale "
+                "the features or the weights."
+            )
         if not result.converged:
             warnings.warn(
                 f"SoftmaxClassifier (solver={solver!r}, C={Cs[i]:g}) stopped after "
                 f"{result.n_iter} iterations with a largest gradient entry of "
                 f"{result.grad_max:.2e}, above tol={tol:g} ({result.message}). "
-                "Increase max_iter, scale the features (e.g. with StandardScaler), "
-                "or loosen tol.",
+                + _advice(result, max_iter, tol, data.engine.dtype),
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -84,6 +91,48 @@ def fit_path(
         results[i] = result
         params = result.params
     return results
+
+
+# float32 features whose spread is below this need coefficients near the top
+# of float32's range (3.4e38), which the data's logits cannot hold.
+_FLOAT32_MIN_SCALE = 1e-36
+
+
+def _dtype_name(dtype):
+    """``"float32"`` or ``"float64"`` for a dtype of any array library."""
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def _check_float32_scale(engine):
+    """Refuse float32 features too small for their coefficients to be float32."""
+    if _dtype_name(engine.dtype) != "float32":
+        return
+    _, std = engine.column_moments()
+    tiny = np.flatnonzero((std > 0) & (std < _FLOAT32_MIN_SCALE))
+    if tiny.size:
+        raise ValueError(
+            f"X is float32 and its column {tiny[0]} has a standard deviation of "
+            f"{std[tiny[0]]:.3g}, below {_FLOAT32_MIN_SCALE:g}: the coefficients "
+            "would exceed the float32 range. Convert X to float64 "
+            "(X.astype(np.float64)) or rescale the features."
+        )
+
+
+def _advice(result, max_iter, tol, dtype):
+    """What can help a fit that stopped above tol."""
+    if result.n_iter >= max_iter:
+        return (
+            "Increase max_iter, scale the features (e.g. with StandardScaler), "
+            "or loosen tol."
+        )
+    name = _dtype_name(dtype)
+    return (
+        f"The objective stopped decreasing at {name} precision, so more "
+        f"iterations cannot help: tol={tol:g} is below what this problem allows "
+        "in its units. Scale the features (e.g. with StandardScaler), "
+        + ("fit in float64, " if name == "float32" else "")
+        + "or loosen tol."
+    )
 
 
 def _warn_if_separated(engine, W, b):

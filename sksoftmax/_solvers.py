@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import scipy
 from scipy.optimize import minimize
-from threadpoolctl import ThreadpoolController
+from scipy.sparse.linalg import LinearOperator, cg
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 from ._engines import LossEngine
 from ._penalty import ElasticNet
@@ -51,53 +52,77 @@ class SolverResult:
     message: str
 
 
-class _ScipyBlasSingleThreaded:
-    """Context: the BLAS that scipy's wheel bundles apart from numpy's, 1 thread.
+class _BlasThreads:
+    """Context for a fit: BLAS thread limits that keep fits from fighting.
 
     L-BFGS-B's updates are BLAS-1/2 calls on vectors of n_params entries, too
     small to gain from threads. When numpy and scipy each ship an OpenBLAS,
     the two pools' spinning workers fight for the cores between the loss
     evaluation (numpy) and the L-BFGS-B step (scipy): on 2 cores that made a
-    digits fit 10x slower, in scikit-learn's LogisticRegression too. Running
-    scipy's pool single-threaded removes that and leaves numpy's BLAS, which
-    does the heavy X @ W, untouched. Where both share one library nothing is
-    selected.
+    digits fit 10x slower, in scikit-learn's LogisticRegression too. So while
+    any fit runs, scipy's pool is single-threaded; numpy's BLAS, which does
+    the heavy X @ W, keeps its threads. Where both share one library nothing
+    is selected.
 
-    Thread limits are global to the process, so fits running concurrently
-    share one limit: the first to enter sets it, the last to leave restores
-    the original.
+    Fits running concurrently in threads (a thread pool, joblib's threading
+    backend) each ask numpy's BLAS for every core, and the spinning workers
+    then made each fit about 20x slower than alone on 2 cores. While more
+    than one fit runs, every BLAS pool is single-threaded: the fits
+    themselves are the parallelism.
+
+    Thread limits are global to the process: the first fit to enter sets the
+    scipy limit, the second the limit on all pools, and each is restored
+    when the count of running fits drops below what set it. threadpoolctl
+    (from 3.8) lets only the thread that first limited OpenBLAS change it
+    again, so a fit in another thread first releases that claim.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._users = 0
-        self._limiter = None
+        self._scipy_limiter = None
+        self._all_limiter = None
 
     @functools.cached_property
-    def _pools(self):
+    def _controller(self):
+        return ThreadpoolController()
+
+    @functools.cached_property
+    def _scipy_pools(self):
         scipy_libs = os.path.dirname(scipy.__file__) + ".libs"
-        controller = ThreadpoolController()
         own = [
             lib.filepath
-            for lib in controller.lib_controllers
+            for lib in self._controller.lib_controllers
             if lib.user_api == "blas" and lib.filepath.startswith(scipy_libs)
         ]
-        return controller.select(filepath=own)
+        return self._controller.select(filepath=own)
 
     def __enter__(self):
         with self._lock:
-            if self._users == 0:
-                self._limiter = self._pools.limit(limits=1)
+            _release_openblas_control()
             self._users += 1
+            if self._users == 1:
+                self._scipy_limiter = self._scipy_pools.limit(limits=1)
+            elif self._users == 2:
+                self._all_limiter = self._controller.limit(limits=1, user_api="blas")
 
     def __exit__(self, *exc_info):
         with self._lock:
+            _release_openblas_control()
             self._users -= 1
-            if self._users == 0:
-                self._limiter.restore_original_limits()
+            if self._users == 1:
+                self._all_limiter.restore_original_limits()
+            elif self._users == 0:
+                self._scipy_limiter.restore_original_limits()
 
 
-_scipy_blas_single_threaded = _ScipyBlasSingleThreaded()
+def _release_openblas_control():
+    release = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
+
+
+_blas_threads = _BlasThreads()
 
 
 # Typical curvature of the cross-entropy per unit of feature variance near a
@@ -106,6 +131,9 @@ _scipy_blas_single_threaded = _ScipyBlasSingleThreaded()
 # cancer, raw and rescaled: 1/64 took 5x fewer iterations than plain
 # standardization and 1/4 or 1/256 were within 30% of it.
 _CURVATURE = 1.0 / 64.0
+# Columns whose spread is below this fraction of their root mean square are
+# constant to the rounding of their moments.
+_CONSTANT = 1e-8
 
 
 class _Preconditioned:
@@ -122,7 +150,10 @@ class _Preconditioned:
     about ``c * var_j + lambda_2`` for column j, the same ``c`` for every
     column: plain standardization would make the penalty ``lambda_2 / var_j``
     stiff on nearly constant columns. Without an intercept there is nothing
-    to absorb the centring, so the scale uses the raw second moment.
+    to absorb the centring, so the scale uses the raw second moment. The
+    scale is formed as a hypotenuse of standard deviations, never of
+    squares, so that features of 1e-300 or 1e300 and a ``lambda_2`` near the
+    float maximum still give finite, positive scales.
 
     The L1 part of the penalty is not in the value returned to the
     optimizer (see :class:`_Split`), but it is in :attr:`objective` and
@@ -135,12 +166,23 @@ class _Preconditioned:
         self.engine = engine
         self.penalty = penalty
         self.second_order = second_order
-        mean, var = engine.column_moments()
+        mean, std = engine.column_moments()
+        rms = np.hypot(std, mean)
+        # Features' own scale, capped at 1: the gradient with respect to a
+        # coefficient of a feature of tiny scale is tiny everywhere, so tol
+        # applies to it divided by that scale too.
+        self._rms = np.where(rms > 0.0, np.minimum(rms, 1.0), 1.0)
+        # A column constant to rounding is a second intercept: centring it
+        # would scale it by its rounding noise, and the intercept's shift
+        # b = b' - mu^T W would cancel catastrophically. It is scaled as is.
+        constant = std <= _CONSTANT * rms
+        mean = np.where(constant, 0.0, mean)
+        std = np.where(constant, rms, std)
         if not engine.fit_intercept:
-            var, mean = var + mean**2, np.zeros_like(mean)
-        scale_sq = var + penalty.l2 / _CURVATURE
+            std, mean = np.hypot(std, mean), np.zeros_like(mean)
+        scale = np.hypot(std, np.sqrt(penalty.l2) / np.sqrt(_CURVATURE))
         self.mean = mean
-        self.std = np.sqrt(np.where(scale_sq > 0.0, scale_sq, 1.0))
+        self.std = np.where(scale > 0.0, scale, 1.0)
         self.params = None
         self.data_value = None
         self.grad = None
@@ -204,14 +246,18 @@ class _Preconditioned:
         return self.data_value + self.penalty.value(self.engine.unpack(self.params)[0])
 
     def stationarity(self):
-        """Largest entry of the minimum-norm subgradient at the last point.
+        """What ``tol`` bounds, at the last point.
 
-        This is what ``tol`` bounds.
+        The largest entry of the minimum-norm subgradient (scikit-learn's
+        rule), where the entries of a feature whose root mean square is
+        below 1 are first divided by it: this keeps a fit on features of tiny
+        scale, whose raw gradient is tiny everywhere, from stopping before it
+        has moved, and is the raw rule for features of unit scale or more.
         """
         grad = self.grad.copy()
         grad_W, _ = self.engine.unpack(grad)
         W, _ = self.engine.unpack(self.params)
-        grad_W[...] = self.penalty.min_norm_subgradient(W, grad_W)
+        grad_W[...] = self.penalty.min_norm_subgradient(W, grad_W) / self._rms[:, None]
         return float(np.max(np.abs(grad)))
 
 
@@ -254,8 +300,26 @@ class _Split:
         return self.problem.stationarity()
 
 
+# Newton steps tried, after the first-order solver stalls above tol.
+_MAX_POLISH_STEPS = 3
+# L-BFGS-B restarts with a fresh memory, after it stops above tol.
+_MAX_RESTARTS = 20
+# Relative changes of the objective below this are rounding, not progress.
+_ROUNDING = 16 * np.finfo(np.float64).eps
+
+
 def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
-    """Run scipy's ``method`` on ``problem``, stopping on the original gradient."""
+    """Run scipy's ``method`` on ``problem``, stopping on the original gradient.
+
+    scipy's methods also stop by rules of their own: L-BFGS-B on a small
+    relative decrease of the objective or a failed line search, trust-ncg
+    when its trust region shrinks to float precision. Each such stop above
+    ``tol`` is followed by a restart from where it stopped (a fresh L-BFGS
+    memory, with the relative-decrease rule off) for as long as restarts
+    lower the objective and iterations remain; a smooth problem that still
+    misses ``tol`` then gets up to three Newton steps on exact Hessian
+    products. Only a gradient at most ``tol`` counts as converged.
+    """
     iteration = 0
 
     def callback(intermediate_result):
@@ -272,30 +336,117 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
         if grad_max <= tol:
             raise StopIteration
 
-    with _scipy_blas_single_threaded:
+    x = problem.from_original(params0)
+    previous = np.inf
+    for _ in range(_MAX_RESTARTS + 1):
         result = minimize(
             problem,
-            problem.from_original(params0),
+            x,
             method=method,
             jac=True,
             hessp=problem.hessp if problem.second_order else None,
             bounds=getattr(problem, "bounds", None),
             callback=callback,
-            options={"maxiter": max_iter, **options},
+            options={"maxiter": max_iter - iteration, **options},
         )
-    problem.evaluate(result.x)
-    grad_max = problem.stationarity()
-    # Status 0 without a small gradient means no further decrease was
-    # possible at float precision, where more iterations cannot help.
-    converged = grad_max <= tol or result.status == 0
+        x = result.x
+        problem.evaluate(x)
+        grad_max = problem.stationarity()
+        if grad_max <= tol or iteration >= max_iter:
+            break
+        # A restart is worth another only if it lowered the objective by more
+        # than rounding: beyond that it drifts along directions it cannot see.
+        if previous - problem.objective <= _ROUNDING * max(1.0, abs(previous)):
+            break
+        previous = problem.objective
+        if "ftol" in options:
+            options = {**options, "ftol": 0.0}
+    message = str(result.message)
+    if grad_max > tol:
+        grad_max = _newton_polish(problem, tol)
+        message += "; then Newton steps"
     return SolverResult(
         params=problem.params,
         value=problem.objective,
         grad_max=grad_max,
-        n_iter=int(min(result.nit, max_iter)),
-        converged=converged,
-        message="gradient below tol" if grad_max <= tol else str(result.message),
+        n_iter=int(min(iteration, max_iter)),
+        converged=grad_max <= tol,
+        message="gradient below tol" if grad_max <= tol else message,
     )
+
+
+def _newton_polish(problem, tol):
+    """Newton steps from the problem's last point while they reduce its gradient.
+
+    Each step solves ``H d = -g`` by conjugate gradients on exact Hessian
+    products, in the preconditioned coordinates, over the free coordinates:
+    all of them for a smooth penalty; with an L1 part, the intercepts and
+    the non-zero coefficients, whose L1 term is smooth while their signs
+    hold (a coefficient the step carries across zero is set to zero). Near
+    the optimum, where first-order methods stall at float precision, one
+    step usually gains several digits; a step is kept only if the largest
+    entry of the minimum-norm subgradient falls. Returns that entry at the
+    point the problem is left at.
+    """
+    base = problem.problem if isinstance(problem, _Split) else problem
+    engine, penalty = base.engine, base.penalty
+    second = _Preconditioned(engine, penalty, second_order=True)
+    n_coef = engine.n_features * engine.n_classes
+    l1_std = np.repeat(penalty.l1 / second.std, engine.n_classes)
+
+    def gradient(x):
+        _, grad = second(x)
+        grad = grad.copy()
+        grad[:n_coef] += l1_std * np.sign(x[:n_coef])
+        return grad
+
+    x = second.from_original(base.params)
+    grad = gradient(x)
+    best = second.stationarity()
+    value = base.objective
+    for _ in range(_MAX_POLISH_STEPS):
+        free = np.ones(x.size, dtype=bool)
+        if not penalty.smooth:
+            free[:n_coef] = x[:n_coef] != 0.0
+
+        def product(direction, x=x, free=free):
+            return second.hessp(x, direction * free) * free
+
+        operator = LinearOperator((x.size, x.size), matvec=product, dtype=np.float64)
+        # Unpenalized, the Hessian can be singular (collinear or constant
+        # columns): CG may then divide by zero; such a step is not taken.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # A residual of 1e-6 of the gradient gains six digits per step;
+            # asking for much less lets rounding in the products derail CG.
+            step, _ = cg(operator, -grad * free, rtol=1e-6, maxiter=4 * x.size)
+        if not np.all(np.isfinite(step)):
+            break
+        # The softmax ignores a common shift of every class's logit: the
+        # Hessian is singular along it, and rounding in CG would move the
+        # intercepts (and, unpenalized, each coefficient row) along it.
+        rows = step.reshape(engine.n_features + 1, engine.n_classes)
+        shifted = slice(None) if penalty.l2 == penalty.l1 == 0.0 else slice(-1, None)
+        rows[shifted] -= rows[shifted].mean(axis=1, keepdims=True)
+        trial = x + step
+        if not penalty.smooth:
+            crossed = np.sign(trial[:n_coef]) != np.sign(x[:n_coef])
+            trial[:n_coef][crossed] = 0.0
+        trial_grad = gradient(trial)
+        trial_best = second.stationarity()
+        # Along a direction the objective cannot see (a singular Hessian) a
+        # step may shrink a gradient made of rounding while cancellation
+        # ruins the model: the objective must not rise beyond rounding.
+        trial_value = second.objective
+        if not (
+            trial_best < best
+            and trial_value <= value + _ROUNDING * max(1.0, abs(value))
+        ):
+            break
+        x, grad, best, value = trial, trial_grad, trial_best, trial_value
+        if best <= tol:
+            break
+    base(x)
+    return base.stationarity()
 
 
 def lbfgs(
@@ -442,9 +593,71 @@ def solve(
     -------
     SolverResult
     """
-    return check_solver(solver, penalty).minimize(
+    minimizer = check_solver(solver, penalty).minimize
+    with _blas_threads:
+        return _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose)
+
+
+def _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose):
+    dominated = _penalty_dominated(engine, penalty)
+    if dominated is not None:
+        problem = _Preconditioned(engine, penalty)
+        problem(problem.from_original(dominated))
+        grad_max = problem.stationarity()
+        if grad_max <= tol:
+            return SolverResult(
+                params=problem.params,
+                value=problem.objective,
+                grad_max=grad_max,
+                n_iter=0,
+                converged=True,
+                message="penalty-dominated: first-order solution",
+            )
+        params0 = dominated
+    return minimizer(
         engine, penalty, params0, tol=tol, max_iter=max_iter, verbose=verbose
     )
+
+
+# Ratio of the L2 strength to the data term's curvature above which the
+# first-order solution is exact to float64 precision.
+_DOMINANCE = 1e16
+
+
+def _penalty_dominated(engine: LossEngine, penalty: ElasticNet):
+    r"""The solution when the L2 penalty dwarfs the data term, else None.
+
+    The data term's Hessian with respect to ``W`` is at most
+    :math:`L = \sum_j E[x_j^2]` (the softmax's curvature is at most 1). Where
+    :math:`\lambda_2 \geq 10^{16} L`, the optimum is
+    :math:`W = -\operatorname{soft}(\nabla_W f(0, b_0), \lambda_1) / \lambda_2`
+    with ``b_0`` the intercept-only fit, to float64 precision: over such
+    ``W`` the gradient changes by a relative ``L / lambda_2``. There the
+    preconditioned objective is flat to float precision (its decrease is
+    ``|g|^2 / lambda_2``), so iterative solvers stop where they start; a
+    ``C`` of 1e-300 or weights of 1e-310 get this solution instead.
+    """
+    if not penalty.l2 > 0.0:
+        return None
+    mean, std = engine.column_moments()
+    curvature = float(np.sum(np.hypot(std, mean) ** 2))
+    if not penalty.l2 >= _DOMINANCE * curvature:
+        return None
+    params = np.zeros(engine.n_params)
+    _, b = engine.unpack(params)
+    if engine.fit_intercept:
+        # At W = 0, b = 0 every probability is 1 / K, so the intercepts'
+        # gradient there, 1 / K - prior_k, gives the class priors.
+        _, grad = engine.loss_gradient(params)
+        priors = 1.0 / engine.n_classes - engine.unpack(grad)[1]
+        log_priors = np.log(np.maximum(priors, np.finfo(np.float64).tiny))
+        b[...] = log_priors - log_priors.mean()
+    _, grad = engine.loss_gradient(params)
+    grad_W = engine.unpack(grad)[0]
+    W, _ = engine.unpack(params)
+    W[...] = -np.sign(grad_W) * np.maximum(np.abs(grad_W) - penalty.l1, 0.0)
+    W /= penalty.l2
+    return params
 
 
 @dataclass

@@ -98,16 +98,17 @@ class ArrayAPIEngine(ParameterLayout):
             yield slice(start, min(start + n_rows, n_samples))
 
     def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Weighted mean and variance of each column of ``X``.
+        """Weighted mean and standard deviation of each column of ``X``.
 
         Returns
         -------
-        mean, var : ndarray of shape (n_features,), float64
+        mean, std : ndarray of shape (n_features,), float64
             Under the weights ``s_i / S``, on the host.
         """
         xp = self._xp
-        # Squares accumulate in float64 where possible: in float32 they
-        # overflow once |x| > 1.8e19. Blocks bound the converted copy of X.
+        # float64 where possible, and on columns divided by their largest
+        # magnitude, so that squares neither overflow nor underflow. Blocks
+        # bound the converted copy of X.
         dtype = self._accumulation_dtype
         weights = xp.astype(self._weights, dtype)
 
@@ -115,9 +116,13 @@ class ArrayAPIEngine(ParameterLayout):
             for rows in self._row_blocks(self.n_features):
                 yield xp.astype(self.X[rows, :], dtype), weights[rows, :]
 
-        mean = sum(xp.sum(X * w, axis=0) for X, w in blocks())
-        var = sum(xp.sum(((X - mean) ** 2) * w, axis=0) for X, w in blocks())
-        return _to_host(mean), _to_host(var)
+        magnitude = xp.zeros(self.n_features, dtype=dtype, device=self._device)
+        for X, _ in blocks():
+            magnitude = xp.maximum(magnitude, xp.max(xp.abs(X), axis=0))
+        magnitude = xp.where(magnitude > 0, magnitude, xp.ones_like(magnitude))
+        mean = sum(xp.sum(X / magnitude * w, axis=0) for X, w in blocks())
+        var = sum(xp.sum((X / magnitude - mean) ** 2 * w, axis=0) for X, w in blocks())
+        return _to_host(mean * magnitude), _to_host(xp.sqrt(var) * magnitude)
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` puts every weighted sample strictly in its own class."""

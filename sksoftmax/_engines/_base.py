@@ -96,7 +96,12 @@ class LossEngine(Protocol):
         """
 
     def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Weighted mean and variance of each column of ``X``, float64."""
+        """Weighted mean and standard deviation of each column of ``X``, float64.
+
+        Computed on columns divided by their largest magnitude, so that no
+        square overflows or underflows: the preconditioner needs them for
+        any finite feature values, 1e-300 and 1e300 included.
+        """
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` ranks every positively weighted sample's class first."""

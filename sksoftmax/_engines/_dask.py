@@ -25,6 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from .._validation import (
     check_class_totals,
+    check_label_values,
     check_two_classes,
     check_weight_sum,
     class_weight_factors,
@@ -95,6 +96,10 @@ def training_data(X, y, sample_weight, *, class_weight, fit_intercept):
     TrainingData
     """
     y = _aligned(y, X, "y")
+    if y.dtype.kind == "O":
+        # Missing or mixed labels break the sort behind da.unique on a
+        # worker; one column of labels is checked on the client instead.
+        check_label_values(y.compute())
     classes = da.unique(y).compute()
     check_classification_targets(classes)
     check_two_classes(classes)
@@ -197,11 +202,10 @@ def _chunk_call(chunk, name, weight_sum, *args):
     )
 
 
-def _chunk_moments(chunk, weight_sum):
+def _chunk_moments(chunk):
     if chunk.engine is None:
         return None
-    mean, var = chunk.engine.column_moments()
-    return _scaled(chunk, weight_sum, mean, var + mean**2)
+    return (chunk.weight_sum, *chunk.engine.column_moments())
 
 
 def _chunk_separates(chunk, W, b):
@@ -281,9 +285,27 @@ class DaskEngine(ParameterLayout):
         return dask.compute(_tree(_add, [task(c, *args) for c in self._chunks]))[0]
 
     def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Weighted mean and variance of each column of ``X``, float64."""
-        mean, mean_sq = self._reduce(_chunk_moments, self.weight_sum)
-        return mean, np.maximum(mean_sq - mean**2, 0.0)
+        """Weighted mean and standard deviation of each column of ``X``, float64.
+
+        The chunks' moments (``n_features`` floats each) are pooled on the
+        client, on the scale of the largest deviation so that no square
+        overflows or underflows.
+        """
+        moments = [
+            part
+            for part in dask.compute(
+                *[dask.delayed(_chunk_moments)(chunk) for chunk in self._chunks]
+            )
+            if part is not None
+        ]
+        fractions = np.array([part[0] for part in moments]) / self.weight_sum
+        means = np.array([part[1] for part in moments])
+        stds = np.array([part[2] for part in moments])
+        mean = fractions @ means
+        spread = np.maximum(stds.max(axis=0), np.abs(means - mean).max(axis=0))
+        spread = np.where(spread > 0, spread, 1.0)
+        pooled = fractions @ ((stds / spread) ** 2 + ((means - mean) / spread) ** 2)
+        return mean, np.sqrt(pooled) * spread
 
     def loss_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         """Objective value (float) and gradient (float64) at ``params``."""

@@ -128,28 +128,52 @@ class NumPyEngine(ParameterLayout):
         self._logits = np.empty((n_classes, n_max), dtype=self.dtype)
         self._rowwise = np.empty((n_max, n_classes), dtype=self.dtype)
         self._proba = None
+        self._moments = None
 
     def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Weighted mean and variance of each column of ``X``.
+        """Weighted mean and standard deviation of each column of ``X``.
 
         Returns
         -------
-        mean, var : ndarray of shape (n_features,), float64
+        mean, std : ndarray of shape (n_features,), float64
             Under the weights ``s_i / S``.
         """
-        # Squares accumulate in float64: in float32 they overflow once
-        # |x| > 1.8e19, a valid feature value.
-        if sparse.issparse(self.X):
-            mean = self.X.T @ self.weights
-            mean_sq = self.X.power(2, dtype=np.float64).T @ self.weights
+        if self._moments is None:
+            self._moments = self._column_moments()
+        return self._moments
+
+    def _column_moments(self):
+        X = self.X
+        if sparse.issparse(X):
+            magnitude = abs(X).max(axis=0).toarray().ravel().astype(np.float64)
         else:
-            mean = self.weights @ self.X
-            mean_sq = np.einsum(
-                "ij,ij,i->j", self.X, self.X, self.weights, dtype=np.float64
+            magnitude = np.maximum(X.max(axis=0, initial=0), -X.min(axis=0, initial=0))
+        magnitude = np.where(magnitude > 0, magnitude, 1.0).astype(np.float64)
+        n_rows = max(1, _SECOND_ORDER_BLOCK_BYTES // (8 * max(self.n_features, 1)))
+        blocks = _row_slices(X, n_rows)
+        mean = np.zeros(self.n_features)
+        for rows, block in blocks:
+            scaled = (
+                block.astype(np.float64) @ sparse.diags(1.0 / magnitude)
+                if sparse.issparse(block)
+                else block / magnitude
             )
-        mean = np.asarray(mean, dtype=np.float64)
-        var = np.maximum(np.asarray(mean_sq, dtype=np.float64) - mean**2, 0.0)
-        return mean, var
+            mean += np.asarray(scaled.T @ self.weights[rows].astype(np.float64)).ravel()
+        # Centred in a second pass for dense X, so that a column far from zero
+        # (or constant) keeps its spread; sparse X cannot be centred in place.
+        var = np.zeros(self.n_features)
+        for rows, block in blocks:
+            weights = self.weights[rows].astype(np.float64)
+            if sparse.issparse(block):
+                scaled = block.astype(np.float64) @ sparse.diags(1.0 / magnitude)
+                var += scaled.power(2).T @ weights
+            else:
+                centred = block / magnitude - mean
+                var += np.einsum("ij,ij,i->j", centred, centred, weights)
+        if sparse.issparse(X):
+            var -= mean**2
+        std = np.sqrt(np.maximum(var, 0.0))
+        return mean * magnitude, std * magnitude
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` puts every weighted sample strictly in its own class."""
