@@ -48,9 +48,6 @@ _MAX_NEWTON_STEPS = 20
 # columns, below this fraction of the largest are taken as zero: at about 1e4
 # times the rounding error of their computation, they carry no information.
 _RCOND = 1e-12
-# Below this ratio, without a penalty, check for separation before trusting
-# the Hessian.
-_RCOND_SUSPECT = 1e-10
 # Entries of a unit null vector above this are parameters it involves.
 _LOADING_TOL = 1e-6
 
@@ -453,13 +450,17 @@ class _ContrastProblem:
 
 
 def _eigh(A, scale):
-    """Eigen-decomposition of ``A / outer(scale, scale)``, largest eigenvalue 1.
+    """Eigen-decomposition of ``A / outer(scale, scale)``, relative to its size.
 
-    Returns the relative eigenvalues, the eigenvectors and the largest
-    eigenvalue.
+    In these units (standardized columns) a Gram matrix has a unit diagonal
+    and an informative Hessian eigenvalues up to about 1/4, so eigenvalues
+    are taken relative to the largest one or 1, whichever is larger: at the
+    limit of a separation every curvature vanishes together, and relative to
+    the largest alone none would look small. Returns the relative
+    eigenvalues, the eigenvectors and the divisor.
     """
     eigval, eigvec = np.linalg.eigh(A / np.outer(scale, scale))
-    top = eigval[-1] if eigval.size and eigval[-1] > 0 else 1.0
+    top = max(eigval[-1], 1.0) if eigval.size else 1.0
     return eigval / top, eigvec, top
 
 
@@ -641,9 +642,9 @@ def softmax_inference(
     point = _polish(problem, theta0, keep, scale)
     n_steps = point.n_steps
     separated = False
-    if penalty.l2 == 0.0 and (
-        not point.converged or point.step.min_eig < _RCOND_SUSPECT
-    ):
+    if penalty.l2 == 0.0:
+        # Without a penalty the estimate may not exist; a polish that looks
+        # converged (large but finite steps) does not tell, the LP does.
         positive = weights > 0
         shift = separating_shift(
             X[positive], codes[positive], contrasts.others, column_scale, fit_intercept
