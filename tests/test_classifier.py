@@ -297,14 +297,14 @@ _OBJECTS = np.array([[0.0, 1.0], [1.0, "x"]], dtype=object)
             [0.0, np.nan, 1.0],
             {},
             ValueError,
-            "Input y contains NaN",
+            "y has 1 missing label.*index 1",
         ),
         (
             [[0.0], [1.0], [2.0]],
             np.array(["a", np.nan, "b"], dtype=object),
             {},
             ValueError,
-            "Input contains NaN",
+            "y has 1 missing label.*index 1",
         ),
         (
             np.array([[0.0, 1j], [1.0, 2.0]]),

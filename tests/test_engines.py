@@ -118,6 +118,6 @@ def test_engine_matches_the_plain_reference(
     w = weights / weights.sum()
     design = np.hstack([X, np.ones((X.shape[0], 1))])
     np.testing.assert_allclose(engine.gram(), design.T @ (design * w[:, None]), **close)
-    mean, var = engine.column_moments()
+    mean, std = engine.column_moments()
     np.testing.assert_allclose(mean, w @ X, **close)
-    np.testing.assert_allclose(var, w @ (X - w @ X) ** 2, **close)
+    np.testing.assert_allclose(std, np.sqrt(w @ (X - w @ X) ** 2), **close)
