@@ -1,14 +1,18 @@
 """SoftmaxClassifierCV: choosing C and l1_ratio by cross-validation."""
 
-from numbers import Integral
+import inspect
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.base import _fit_context
-from sklearn.metrics import get_scorer
+from sklearn.exceptions import FitFailedWarning
+from sklearn.metrics import get_scorer, make_scorer
 from sklearn.model_selection import check_cv
 from sklearn.utils import Bunch, _safe_indexing
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
@@ -20,59 +24,167 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from ._classifier import SoftmaxClassifier
-from ._engines import training_data
-from ._path import check_Cs, fit_path, stack_path
+from ._engines import make_engine, subset_data
+from ._path import check_Cs, fit_path
 from ._penalty import ElasticNet, strongest_C
-from ._validation import validate_training_X
+from ._validation import effective_weights, encode_labels, validate_training_X
 
 # With Cs an integer, the grid spans this many decades of C upwards from the
 # strongest useful penalty: glmnet's lambda_min_ratio of 1e-4.
 _GRID_DECADES = 4.0
+# While the best mean score sits at the grid's weakest penalty, the grid is
+# extended upwards, at its own spacing, by at most this many more decades.
+_EXTENSION_DECADES = 8.0
 
 _FIT_PARAMS = ("fit_intercept", "class_weight", "solver", "tol", "max_iter", "verbose")
 
 
-def _path_scores(estimator, X, y, sample_weight, train, test, Cs, scorer, score_params):
-    """Fit the path on ``train`` and score each of its models on ``test``."""
-    X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
-    sw_train = None if sample_weight is None else sample_weight[train]
-    data = training_data(
-        X_train,
-        y_train,
-        sw_train,
-        class_weight=estimator.class_weight,
+@dataclass
+class _Whole:
+    """The whole training data, validated once; folds inherit it."""
+
+    X: object
+    y: np.ndarray
+    classes: np.ndarray
+    codes: np.ndarray
+    weights: np.ndarray
+    score_weight: np.ndarray | None
+
+
+@dataclass
+class _FoldPath:
+    """One (l1_ratio, fold) path: its scores and models, and where it ended."""
+
+    scores: list
+    coefs: list
+    intercepts: list
+    n_iter: list
+    params: np.ndarray | None
+    failed: bool = False
+    message: str = ""
+
+
+def _fold_model(estimator, whole, present, coef, intercept):
+    """A model over all classes of the whole data for a fold's fit.
+
+    Classes absent from the training fold get probability 0 (an intercept
+    of -inf), so scorers see one column per class, as for the whole data.
+    """
+    model = SoftmaxClassifier(**estimator.get_params())
+    n_classes = whole.classes.shape[0]
+    model.classes_ = whole.classes
+    model.n_features_in_ = whole.X.shape[1]
+    model.coef_ = np.zeros((n_classes, whole.X.shape[1]), dtype=whole.X.dtype)
+    model.intercept_ = np.full(n_classes, -np.inf, dtype=whole.X.dtype)
+    model.coef_[present] = coef
+    model.intercept_[present] = intercept
+    return model
+
+
+def _fold_path(estimator, whole, fold, train, test, Cs, start, scorer, score_params):
+    """Fit the path of ``Cs`` on a training fold and score it on the held-out one."""
+    data, present = subset_data(
+        whole.X,
+        whole.codes,
+        whole.weights,
+        whole.classes,
+        train,
         fit_intercept=estimator.fit_intercept,
     )
-    results = fit_path(
-        data,
-        Cs,
-        l1_ratio=estimator.l1_ratio,
-        solver=estimator.solver,
-        tol=estimator.tol,
-        max_iter=estimator.max_iter,
-        verbose=estimator.verbose,
+    X_test = _safe_indexing(whole.X, test)
+    y_test = _safe_indexing(whole.y, test)
+    score_params = _check_method_params(whole.X, score_params, test)
+    path = _FoldPath([], [], [], [], start)
+    tag = f"[l1_ratio={estimator.l1_ratio:g} fold {fold}] "
+    if data is None:
+        # One class in the fold: the limit of its fit at any C predicts that
+        # class with probability 1.
+        results = [None] * len(Cs)
+    else:
+        results = fit_path(
+            data,
+            Cs,
+            l1_ratio=estimator.l1_ratio,
+            solver=estimator.solver,
+            tol=estimator.tol,
+            max_iter=estimator.max_iter,
+            verbose=max(estimator.verbose - 1, 0),
+            start=start,
+            tag=tag,
+        )
+    for C, result in zip(Cs, results, strict=True):
+        if result is None:
+            coef = np.zeros((1, whole.X.shape[1]))
+            intercept, n_iter = np.zeros(1), 0
+        else:
+            W, b = data.engine.unpack(result.params)
+            coef, intercept, n_iter = W.T, b, result.n_iter
+            path.params = result.params
+        model = _fold_model(estimator, whole, present, coef, intercept)
+        score = scorer(model, X_test, y_test, **score_params)
+        if estimator.verbose:
+            print(f"{tag}C={C:.4g}: score {score:.6g}, {n_iter} iterations", flush=True)
+        path.scores.append(score)
+        path.coefs.append(model.coef_)
+        path.intercepts.append(model.intercept_)
+        path.n_iter.append(n_iter)
+    return path
+
+
+def _with_labels(scorer, classes):
+    """``scorer`` told every class of the whole data, where its metric takes them.
+
+    A held-out fold may lack classes; metrics such as the Brier score or the
+    log loss then need the full list (``labels``) to match the probability
+    columns. Scorers built by ``make_scorer`` are rebuilt with it, as
+    LogisticRegressionCV does; other callables are used as they are.
+    """
+    metric = getattr(scorer, "_score_func", None)
+    if metric is None or "labels" not in inspect.signature(metric).parameters:
+        return scorer
+    return make_scorer(
+        metric,
+        greater_is_better=scorer._sign == 1,
+        response_method=scorer._response_method,
+        **{"labels": classes, **getattr(scorer, "_kwargs", {})},
     )
-    coefs, intercepts, _ = stack_path(data, results, X.dtype)
-    X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
-    score_params = _check_method_params(X, score_params, test)
-    model = SoftmaxClassifier(**estimator.get_params())
-    model.classes_, model.n_features_in_ = data.classes, X.shape[1]
-    scores = np.empty(len(Cs))
-    for i, (coef, intercept) in enumerate(zip(coefs, intercepts, strict=True)):
-        model.coef_, model.intercept_ = coef, intercept
-        scores[i] = scorer(model, X_test, y_test, **score_params)
-    return scores, coefs, intercepts
+
+
+def _failed_path(n_Cs, error_score):
+    return _FoldPath(
+        [error_score] * n_Cs, [None] * n_Cs, [None] * n_Cs, [0] * n_Cs, None, True
+    )
+
+
+def _joined(first, then):
+    """A fold's path continued by its extension."""
+    if first.failed or then.failed:
+        return first if first.failed else then
+    return _FoldPath(
+        first.scores + then.scores,
+        first.coefs + then.coefs,
+        first.intercepts + then.intercepts,
+        first.n_iter + then.n_iter,
+        then.params,
+    )
 
 
 class SoftmaxClassifierCV(SoftmaxClassifier):
     """Softmax regression with C (and l1_ratio) chosen by cross-validation.
 
-    For every ``l1_ratio`` and every training fold, :func:`softmax_path` fits
-    the whole grid of ``C`` with warm starts; each model is scored on its
-    held-out fold. The ``(C, l1_ratio)`` with the best mean score wins (on a
-    tie, the first in ``cv_results_["params"]``, i.e. the strongest penalty),
-    and with ``refit=True`` a :class:`SoftmaxClassifier` is fitted with it on
-    all the data.
+    For every ``l1_ratio`` and every training fold, the whole grid of ``C``
+    is fitted as a path with warm starts (as :func:`softmax_path` does); each
+    model is scored on its held-out fold. The ``(C, l1_ratio)`` with the best
+    mean score wins (on a tie, the first in ``cv_results_["params"]``, i.e.
+    the strongest penalty), and with ``refit=True`` a
+    :class:`SoftmaxClassifier` is fitted with it on all the data.
+
+    Labels, sample weights and class weights are checked once on the whole
+    data, and ``class_weight="balanced"`` is computed there, as in
+    :class:`~sklearn.linear_model.LogisticRegressionCV`; the folds inherit
+    them. A class absent from a training fold gets probability 0 in that
+    fold's scores (one column per class of the whole data), and a training
+    fold with a single class predicts it.
 
     Parameters
     ----------
@@ -84,7 +196,11 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         ``P0`` the intercept-only fit (glmnet's ``lambda_max``). The L2
         penalty (``l1_ratio=0``) zeroes nothing, so, as glmnet, it uses the
         value for ``l1_ratio=0.001``, where the coefficients are about
-        ``0.001`` in size. An array-like is used as given.
+        ``0.001`` in size. While the best mean score is at the grid's largest
+        C, the grid is extended upwards at its own spacing (``n // 2`` values
+        at a time, at least 2, by at most eight more decades), each fold's
+        path continuing where it stopped. An array-like is used as given. A
+        chosen C at either end of the final grid is warned about.
     l1_ratios : array-like of shape (n_l1_ratios,), default=(0.0,)
         Elastic-net mixings to try, each in ``[0, 1]``.
     cv : int, cross-validation generator or iterable, default=None
@@ -97,10 +213,16 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
     refit : bool, default=True
         Refit on all the data with the chosen parameters. If False, the
         coefficients are the means over the folds of those at the chosen
-        parameters.
+        parameters, class by class: a class's row averages the folds whose
+        training part had it.
     n_jobs : int, default=None
         Number of jobs fitting the folds (times the l1_ratios) in parallel,
         with joblib. ``None`` means 1 unless in a joblib context.
+    error_score : "raise" or float, default=np.nan
+        Score of every C of a (fold, l1_ratio) whose fit or scoring raised,
+        with a FitFailedWarning; ``"raise"`` raises the error. As in
+        :class:`~sklearn.model_selection.GridSearchCV`, a NaN makes the mean
+        score of those parameters NaN (ranked last).
     fit_intercept : bool, default=True
         As in :class:`SoftmaxClassifier`, for every fit.
     class_weight : dict or "balanced", default=None
@@ -112,7 +234,10 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
     max_iter : int, default=1000
         As in :class:`SoftmaxClassifier`, for every fit.
     verbose : int, default=0
-        As in :class:`SoftmaxClassifier`, for every fit.
+        1 prints one line per (l1_ratio, fold, C) with its score and
+        iterations, and one for the refit; 2 and more also print the solver's
+        iterations (``verbose - 1`` as in :class:`SoftmaxClassifier`), each
+        line tagged with its l1_ratio and fold.
 
     Attributes
     ----------
@@ -134,7 +259,8 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
     classes_, coef_, intercept_, n_features_in_, feature_names_in_
         Those of the final model, as in :class:`SoftmaxClassifier`.
     n_iter_ : int
-        Iterations of the refit (only with ``refit=True``).
+        Iterations of the refit; with ``refit=False``, the most iterations of
+        a fold's fit at the chosen parameters.
 
     See Also
     --------
@@ -167,6 +293,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         "scoring": [str, callable, None],
         "refit": ["boolean"],
         "n_jobs": [Integral, None],
+        "error_score": [StrOptions({"raise"}), Real],
     }
 
     def __init__(
@@ -178,6 +305,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         scoring=None,
         refit=True,
         n_jobs=None,
+        error_score=np.nan,
         fit_intercept=True,
         class_weight=None,
         solver="lbfgs",
@@ -191,6 +319,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         self.scoring = scoring
         self.refit = refit
         self.n_jobs = n_jobs
+        self.error_score = error_score
         self.fit_intercept = fit_intercept
         self.class_weight = class_weight
         self.solver = solver
@@ -249,69 +378,165 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
                 "l1_ratios must be a non-empty 1-d sequence of numbers in [0, 1]; "
                 f"got {self.l1_ratios!r}."
             )
-        X, y = validate_training_X(self, X, y)
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        whole = self._validate_whole(X, y, sample_weight)
         if _routing_enabled():
             routed = process_routing(self, "fit", sample_weight=sample_weight, **params)
         else:
-            score = {} if sample_weight is None else {"sample_weight": sample_weight}
+            score = {}
+            if whole.score_weight is not None:
+                score = {"sample_weight": whole.score_weight}
             routed = Bunch(splitter=Bunch(split={}), scorer=Bunch(score=score))
+        cv = check_cv(self.cv, whole.y, classifier=True)
+        folds = list(cv.split(whole.X, whole.y, **routed.splitter.split))
+        scorer = _with_labels(self._get_scorer(), whole.classes)
 
-        # The whole-data checks of labels and weights run before any split.
-        data = training_data(
-            X,
-            y,
-            sample_weight,
-            class_weight=self.class_weight,
-            fit_intercept=self.fit_intercept,
-        )
-        _, grad = data.engine.loss_gradient(data.null_params())
-        grad_W, _ = data.engine.unpack(grad)
-        grids = []
-        for l1_ratio in l1_ratios:
-            if isinstance(self.Cs, Integral):
-                strongest = strongest_C(grad_W, data.weight_sum, l1_ratio)
-                grids.append(strongest * np.logspace(0, _GRID_DECADES, self.Cs))
-            else:
-                grids.append(check_Cs(self.Cs))
-        ElasticNet.from_C(min(grid.min() for grid in grids), 0.0, data.weight_sum)
-
-        cv = check_cv(self.cv, y, classifier=True)
-        folds = list(cv.split(X, y, **routed.splitter.split))
-        scorer = self._get_scorer()
-        jobs = [
-            (l1_ratio, grid, train, test)
-            for l1_ratio, grid in zip(l1_ratios, grids, strict=True)
-            for train, test in folds
-        ]
-        results = Parallel(n_jobs=self.n_jobs)(
-            delayed(_path_scores)(
-                self._base(grid.min(), l1_ratio),
-                X,
-                y,
-                sample_weight,
-                train,
-                test,
-                grid,
-                scorer,
-                routed.scorer.score,
+        grids = self._grids(whole, l1_ratios)
+        paths = [[None] * len(folds) for _ in l1_ratios]
+        # Fit each grid; while a grid's best mean score is at its weakest
+        # penalty, extend it upwards and continue every fold's path.
+        pending = list(enumerate(grids))
+        while pending:
+            jobs = [
+                (r, k, train, test, new)
+                for r, new in pending
+                for k, (train, test) in enumerate(folds)
+            ]
+            done = Parallel(n_jobs=self.n_jobs)(
+                delayed(self._fold_path_or_error)(
+                    l1_ratios[r],
+                    whole,
+                    k,
+                    train,
+                    test,
+                    new,
+                    None if paths[r][k] is None else paths[r][k].params,
+                    scorer,
+                    routed.scorer.score,
+                )
+                for r, k, train, test, new in jobs
             )
-            for l1_ratio, grid, train, test in jobs
-        )
+            for (r, k, *_), path in zip(jobs, done, strict=True):
+                previous = paths[r][k]
+                paths[r][k] = path if previous is None else _joined(previous, path)
+            pending = []
+            for r, grid in enumerate(grids):
+                extension = self._extension(grid, paths[r])
+                if extension is not None:
+                    grids[r] = np.concatenate([grid, extension])
+                    pending.append((r, extension))
 
-        n_folds = len(folds)
+        self._set_results(grids, l1_ratios, paths, len(folds))
+        self._warn_at_grid_end(grids, l1_ratios)
+        if self.refit:
+            best = self._base(self.C_, self.l1_ratio_)
+            best.set_params(verbose=max(self.verbose - 1, 0))
+            best.fit(X, y, sample_weight)
+            if self.verbose:
+                print(
+                    f"[refit] C={self.C_:.4g}, l1_ratio={self.l1_ratio_:g}: "
+                    f"{best.n_iter_} iterations",
+                    flush=True,
+                )
+            self.best_estimator_ = best
+            self.classes_, self.coef_ = best.classes_, best.coef_
+            self.intercept_, self.n_iter_ = best.intercept_, best.n_iter_
+        else:
+            self._average_folds(whole, grids, paths)
+        return self
+
+    def _validate_whole(self, X, y, sample_weight):
+        """Labels, weights and class weights of the whole data, checked once."""
+        X, y = validate_training_X(self, X, y)
+        y = np.asarray(y)
+        classes, codes = encode_labels(y)
+        weights, _ = effective_weights(sample_weight, codes, classes, self.class_weight)
+        # The scores are weighed by sample_weight alone, as in
+        # LogisticRegressionCV; a scalar means equal weights.
+        score_weight = None
+        if sample_weight is not None and np.ndim(sample_weight) > 0:
+            score_weight = np.asarray(sample_weight, dtype=np.float64)
+        return _Whole(X, y, classes, codes, weights, score_weight)
+
+    def _grids(self, whole, l1_ratios):
+        """The grid of C for each l1_ratio, checked on the whole data."""
+        grids = []
+        if isinstance(self.Cs, Integral):
+            engine = make_engine(
+                whole.X,
+                whole.codes,
+                whole.classes.shape[0],
+                whole.weights,
+                self.fit_intercept,
+            )
+            totals = np.bincount(whole.codes, weights=whole.weights)
+            priors = totals / totals.sum()
+            params = np.zeros(engine.n_params)
+            if self.fit_intercept:
+                log_priors = np.log(priors)
+                engine.unpack(params)[1][...] = log_priors - log_priors.mean()
+            _, grad = engine.loss_gradient(params)
+            grad_W, _ = engine.unpack(grad)
+            for l1_ratio in l1_ratios:
+                strongest = strongest_C(grad_W, totals.sum(), l1_ratio)
+                grids.append(strongest * np.logspace(0, _GRID_DECADES, self.Cs))
+        else:
+            grids = [check_Cs(self.Cs) for _ in l1_ratios]
+        weight_sum = float(np.sum(whole.weights))
+        ElasticNet.from_C(min(grid.min() for grid in grids), 0.0, weight_sum)
+        return grids
+
+    def _fold_path_or_error(self, l1_ratio, whole, k, train, test, Cs, start, *score):
+        estimator = self._base(1.0, l1_ratio)
+        try:
+            return _fold_path(estimator, whole, k, train, test, Cs, start, *score)
+        except Exception as exc:
+            if self.error_score == "raise":
+                raise
+            path = _failed_path(len(Cs), self.error_score)
+            path.message = f"{type(exc).__name__}: {exc}"
+            return path
+
+    def _extension(self, grid, fold_paths):
+        """More C above an integer grid whose best mean score is at its top."""
+        if not isinstance(self.Cs, Integral) or self.Cs < 2:
+            return None
+        mean = np.mean([path.scores for path in fold_paths], axis=0)
+        if np.all(np.isnan(mean)) or np.nanargmax(mean) != len(grid) - 1:
+            return None
+        step = _GRID_DECADES / (self.Cs - 1)
+        decades_so_far = np.log10(grid[-1] / grid[0]) - _GRID_DECADES
+        room = int(np.floor((_EXTENSION_DECADES - decades_so_far) / step + 1e-9))
+        n_more = min(max(2, self.Cs // 2), room)
+        if n_more <= 0:
+            return None
+        return grid[-1] * 10.0 ** (step * np.arange(1, n_more + 1))
+
+    def _set_results(self, grids, l1_ratios, paths, n_folds):
+        for fold_paths in paths:
+            for path in fold_paths:
+                if path.failed:
+                    warnings.warn(
+                        f"A fit on a training fold failed and its scores are "
+                        f"error_score={self.error_score!r}: {path.message}",
+                        FitFailedWarning,
+                        stacklevel=4,
+                    )
         # scores[k, j]: fold k, j-th (l1_ratio, C) with l1_ratio outermost.
         scores = np.hstack(
-            [
-                np.vstack([r[0] for r in results[i * n_folds : (i + 1) * n_folds]])
-                for i in range(len(l1_ratios))
-            ]
+            [np.array([path.scores for path in fold_paths]) for fold_paths in paths]
         )
         params_C = np.concatenate(grids)
         params_l1 = np.repeat(l1_ratios, [len(grid) for grid in grids])
         mean = scores.mean(axis=0)
-        rank = rankdata(-mean, method="min").astype(np.int32)
+        if np.all(np.isnan(mean)):
+            raise ValueError(
+                "No (C, l1_ratio) has a finite mean score: a fit or a score "
+                "failed on some fold of each (see the FitFailedWarning), and "
+                f"error_score={self.error_score!r} made the mean NaN. Pass "
+                "error_score='raise' to see the error, or a number to score "
+                "such folds with it."
+            )
+        rank = rankdata(-np.nan_to_num(mean, nan=-np.inf), method="min")
         self.cv_results_ = {
             "params": [
                 {"C": float(C), "l1_ratio": float(r)}
@@ -322,27 +547,47 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
             **{f"split{k}_test_score": scores[k] for k in range(n_folds)},
             "mean_test_score": mean,
             "std_test_score": scores.std(axis=0),
-            "rank_test_score": rank,
+            "rank_test_score": rank.astype(np.int32),
         }
-        self.best_index_ = int(np.argmax(mean))
+        self.best_index_ = int(np.nanargmax(mean))
         self.best_score_ = float(mean[self.best_index_])
         self.C_ = float(params_C[self.best_index_])
         self.l1_ratio_ = float(params_l1[self.best_index_])
 
-        if self.refit:
-            best = self._base(self.C_, self.l1_ratio_).fit(X, y, sample_weight)
-            self.best_estimator_ = best
-            self.classes_, self.coef_ = best.classes_, best.coef_
-            self.intercept_, self.n_iter_ = best.intercept_, best.n_iter_
+    def _warn_at_grid_end(self, grids, l1_ratios):
+        grid = grids[int(np.flatnonzero(l1_ratios == self.l1_ratio_)[0])]
+        if len(grid) < 2:
+            return
+        if self.C_ == grid[0]:
+            end, advice = "smallest", "smaller values (a stronger penalty)"
+        elif self.C_ == grid[-1]:
+            end, advice = "largest", "larger values (a weaker penalty)"
         else:
-            ratio_index, C_index = [
-                (i, j) for i, grid in enumerate(grids) for j in range(len(grid))
-            ][self.best_index_]
-            fold_results = results[ratio_index * n_folds : (ratio_index + 1) * n_folds]
-            self.classes_ = np.unique(y)
-            self.coef_ = np.mean([r[1][C_index] for r in fold_results], axis=0)
-            self.intercept_ = np.mean([r[2][C_index] for r in fold_results], axis=0)
-        return self
+            return
+        warnings.warn(
+            f"The chosen C_={self.C_:.4g} (l1_ratio={self.l1_ratio_:g}) is the "
+            f"{end} C of the grid, so the best C may lie beyond it; pass Cs "
+            f"with {advice} than {self.C_:.4g} to check.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    def _average_folds(self, whole, grids, paths):
+        """The fold models at the chosen parameters, averaged class by class."""
+        ratio_index, C_index = [
+            (i, j) for i, grid in enumerate(grids) for j in range(len(grid))
+        ][self.best_index_]
+        fold_paths = [path for path in paths[ratio_index] if not path.failed]
+        coefs = np.array([path.coefs[C_index] for path in fold_paths])
+        intercepts = np.array([path.intercepts[C_index] for path in fold_paths])
+        # A class absent from a training fold has no coefficients there (an
+        # intercept of -inf); it is averaged over the folds that fitted it.
+        fitted = np.isfinite(intercepts)
+        counts = np.maximum(fitted.sum(axis=0), 1)
+        self.classes_ = whole.classes
+        self.coef_ = (coefs * fitted[:, :, None]).sum(axis=0) / counts[:, None]
+        self.intercept_ = np.where(fitted, intercepts, 0.0).sum(axis=0) / counts
+        self.n_iter_ = int(max(path.n_iter[C_index] for path in fold_paths))
 
     def score(self, X, y, sample_weight=None, **score_params):
         """Score on test data with the ``scoring`` of the search.

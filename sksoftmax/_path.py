@@ -30,6 +30,7 @@ def fit_path(
     max_iter: int,
     verbose: int = 0,
     start: np.ndarray | None = None,
+    tag: str = "",
 ) -> list[SolverResult]:
     """Fit at every C of ``Cs``, warm-started in ascending C.
 
@@ -45,6 +46,8 @@ def fit_path(
     start : ndarray of shape (n_params,), default=None
         Where the first (smallest) C starts; ``None`` means the
         intercept-only fit.
+    tag : str, default=""
+        Printed before each line of the solver's verbose output.
 
     Returns
     -------
@@ -68,6 +71,7 @@ def fit_path(
             tol=tol,
             max_iter=max_iter,
             verbose=verbose,
+            tag=tag,
         )
         if not np.all(np.isfinite(result.params)):
             raise ValueError(

@@ -308,7 +308,7 @@ _MAX_RESTARTS = 20
 _ROUNDING = 16 * np.finfo(np.float64).eps
 
 
-def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
+def _minimize(problem, params0, *, method, tol, max_iter, verbose, tag, options):
     """Run scipy's ``method`` on ``problem``, stopping on the original gradient.
 
     scipy's methods also stop by rules of their own: L-BFGS-B on a small
@@ -329,7 +329,7 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, options):
         grad_max = problem.stationarity()
         if verbose:
             print(
-                f"iter {iteration:5d}  objective {problem.objective:.12g}  "
+                f"{tag}iter {iteration:5d}  objective {problem.objective:.12g}  "
                 f"max|grad| {grad_max:.3e}",
                 flush=True,
             )
@@ -457,6 +457,7 @@ def lbfgs(
     tol: float,
     max_iter: int,
     verbose: int = 0,
+    tag: str = "",
 ) -> SolverResult:
     """Minimize with scipy's L-BFGS-B on one fused value+gradient call.
 
@@ -478,6 +479,8 @@ def lbfgs(
         Maximum number of iterations.
     verbose : int
         When positive, print one line per iteration.
+    tag : str
+        Printed before each of those lines.
 
     Returns
     -------
@@ -493,6 +496,7 @@ def lbfgs(
         tol=tol,
         max_iter=max_iter,
         verbose=verbose,
+        tag=tag,
         # gtol=0: the callback applies tol to the original gradient. ftol as
         # scikit-learn: stop on relative decrease only at float precision.
         options={"maxls": 50, "gtol": 0.0, "ftol": 64 * np.finfo(float).eps},
@@ -507,6 +511,7 @@ def newton_cg(
     tol: float,
     max_iter: int,
     verbose: int = 0,
+    tag: str = "",
 ) -> SolverResult:
     """Minimize with truncated Newton steps in a trust region.
 
@@ -525,6 +530,7 @@ def newton_cg(
         tol=tol,
         max_iter=max_iter,
         verbose=verbose,
+        tag=tag,
         # gtol=0: the callback applies tol to the original gradient.
         options={"gtol": 0.0},
     )
@@ -539,7 +545,7 @@ class Solver:
     name : str
         The name the estimators' ``solver`` parameter takes.
     minimize : callable
-        ``minimize(engine, penalty, params0, *, tol, max_iter, verbose)``
+        ``minimize(engine, penalty, params0, *, tol, max_iter, verbose, tag)``
         returning a :class:`SolverResult`.
     handles_l1 : bool
         Whether it minimizes penalties with an L1 part.
@@ -577,6 +583,7 @@ def solve(
     tol: float,
     max_iter: int,
     verbose: int = 0,
+    tag: str = "",
 ) -> SolverResult:
     """Minimize the engine's data term plus ``penalty`` from ``params0``.
 
@@ -586,7 +593,7 @@ def solve(
     penalty : ElasticNet
     params0 : ndarray of shape (engine.n_params,)
     solver : {"lbfgs", "newton-cg"}
-    tol, max_iter, verbose
+    tol, max_iter, verbose, tag
         As for :func:`lbfgs`.
 
     Returns
@@ -595,10 +602,10 @@ def solve(
     """
     minimizer = check_solver(solver, penalty).minimize
     with _blas_threads:
-        return _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose)
+        return _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose, tag)
 
 
-def _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose):
+def _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose, tag):
     dominated = _penalty_dominated(engine, penalty)
     if dominated is not None:
         problem = _Preconditioned(engine, penalty)
@@ -615,7 +622,7 @@ def _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose):
             )
         params0 = dominated
     return minimizer(
-        engine, penalty, params0, tol=tol, max_iter=max_iter, verbose=verbose
+        engine, penalty, params0, tol=tol, max_iter=max_iter, verbose=verbose, tag=tag
     )
 
 

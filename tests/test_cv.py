@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import accuracy_score, make_scorer
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_class_weight
 
 from sksoftmax import SoftmaxClassifier, SoftmaxClassifierCV, softmax_path
 
@@ -150,8 +151,20 @@ def test_weights_route_to_fits_and_scorer(wine):
         ours = SoftmaxClassifierCV(
             Cs=Cs, cv=cv, scoring=scorer, class_weight="balanced", tol=1e-9
         ).fit(X, y, sample_weight=sample_weight)
+        # "balanced" is computed once on the whole data, as in
+        # LogisticRegressionCV; GridSearchCV gets that dict.
+        classes = np.unique(y)
+        balanced = dict(
+            zip(
+                classes,
+                compute_class_weight(
+                    "balanced", classes=classes, y=y, sample_weight=sample_weight
+                ),
+                strict=True,
+            )
+        )
         grid = GridSearchCV(
-            SoftmaxClassifier(class_weight="balanced", tol=1e-9).set_fit_request(
+            SoftmaxClassifier(class_weight=balanced, tol=1e-9).set_fit_request(
                 sample_weight=True
             ),
             {"C": Cs},

@@ -7,6 +7,7 @@
 
 import numpy as np
 from scipy import sparse
+from sklearn.utils import _safe_indexing
 from sklearn.utils._array_api import move_to
 
 from .._validation import effective_weights, encode_labels, is_dask_array
@@ -77,10 +78,56 @@ def training_data(X, y, sample_weight, *, class_weight, fit_intercept) -> Traini
         return dask_training_data(
             X, y, sample_weight, class_weight=class_weight, fit_intercept=fit_intercept
         )
-    y, sample_weight = move_to(y, sample_weight, xp=np, device="cpu")
+    y = move_to(y, xp=np, device="cpu")
+    if np.ndim(sample_weight) > 0:
+        # A scalar weight (equal weights) stays a scalar.
+        sample_weight = move_to(sample_weight, xp=np, device="cpu")
     classes, codes = encode_labels(y)
     weights, class_totals = effective_weights(
         sample_weight, codes, classes, class_weight
     )
     engine = make_engine(X, codes, classes.shape[0], weights, fit_intercept)
     return TrainingData(engine, classes, class_totals)
+
+
+def subset_data(X, codes, weights, classes, rows, *, fit_intercept):
+    """Training data of some rows of data validated as a whole.
+
+    Labels and weights were checked and class weights computed on the whole
+    data; the rows inherit them. A class with no positive weight among the
+    rows is absent from the subset, and its zero-weight rows are dropped.
+
+    Parameters
+    ----------
+    X : validated ndarray or sparse matrix of shape (n_samples, n_features)
+    codes : ndarray of shape (n_samples,)
+        Class codes of the whole data.
+    weights : ndarray of shape (n_samples,)
+        Effective weights of the whole data.
+    classes : ndarray of shape (n_classes,)
+    rows : ndarray of int
+        The rows of the subset.
+    fit_intercept : bool
+
+    Returns
+    -------
+    data : TrainingData or None
+        ``None`` when fewer than two classes are present.
+    present : ndarray of shape (n_classes,), bool
+        Which classes of the whole data the subset has.
+    """
+    codes, weights = codes[rows], weights[rows]
+    totals = np.bincount(codes, weights=weights, minlength=classes.shape[0])
+    present = totals > 0
+    if np.count_nonzero(present) < 2:
+        return None, present
+    keep = present[codes]
+    subset_codes = (np.cumsum(present) - 1)[codes[keep]]
+    engine = make_engine(
+        _safe_indexing(X, rows[keep]),
+        subset_codes,
+        int(np.count_nonzero(present)),
+        weights[keep],
+        fit_intercept,
+    )
+    return TrainingData(engine, classes[present], totals[present]), present
