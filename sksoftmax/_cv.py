@@ -453,7 +453,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         # The scores are weighed by sample_weight alone, as in
         # LogisticRegressionCV; a scalar means equal weights.
         score_weight = None
-        if sample_weight is not None and np.ndim(sample_weight) > 0:
+        if sample_weight is not None and not isinstance(sample_weight, Real):
             score_weight = np.asarray(sample_weight, dtype=np.float64)
         return _Whole(X, y, classes, codes, weights, score_weight)
 

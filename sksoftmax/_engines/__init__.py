@@ -5,6 +5,8 @@
 :func:`training_data` turns labels and weights into what a fit needs.
 """
 
+from numbers import Number
+
 import numpy as np
 from scipy import sparse
 from sklearn.utils import _safe_indexing
@@ -79,7 +81,7 @@ def training_data(X, y, sample_weight, *, class_weight, fit_intercept) -> Traini
             X, y, sample_weight, class_weight=class_weight, fit_intercept=fit_intercept
         )
     y = move_to(y, xp=np, device="cpu")
-    if np.ndim(sample_weight) > 0:
+    if sample_weight is not None and not isinstance(sample_weight, Number):
         # A scalar weight (equal weights) stays a scalar.
         sample_weight = move_to(sample_weight, xp=np, device="cpu")
     classes, codes = encode_labels(y)
