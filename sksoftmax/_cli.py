@@ -16,10 +16,11 @@ import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ._classifier import SoftmaxClassifier
@@ -93,7 +94,7 @@ def _import_cli_extra():
     return pandas, skops.io
 
 
-def _read_table(path):
+def _read_table(path, sep=","):
     """A CSV file, or Parquet when the name ends in .parquet or .pq."""
     pd, _ = _import_cli_extra()
     path = Path(path)
@@ -108,27 +109,57 @@ def _read_table(path):
                     f"reading Parquet needs pyarrow: {_CLI_EXTRA}"
                 ) from exc
             return pd.read_parquet(path)
-        return pd.read_csv(path)
+        return pd.read_csv(path, sep=sep)
     except (OSError, ValueError) as exc:
         raise CommandError(f"cannot read {path}: {exc}") from exc
 
 
-def _pipeline(X, C, class_weight):
-    """One-hot encode the non-numeric columns, scale the numeric ones."""
+def _pipeline(X, C, class_weight, coerced=None):
+    """One-hot encode the non-numeric columns, scale the numeric ones.
+
+    Columns coerced to numbers get their missing values (the coerced ones)
+    replaced by the column's median first.
+    """
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+    coerced = [c for c in coerced or [] if c in X.columns]
     numeric = [
-        c for c in X.columns if is_numeric_dtype(X[c]) and not is_bool_dtype(X[c])
+        c
+        for c in X.columns
+        if is_numeric_dtype(X[c]) and not is_bool_dtype(X[c]) and c not in coerced
     ]
-    categorical = [c for c in X.columns if c not in numeric]
+    categorical = [c for c in X.columns if c not in numeric and c not in coerced]
     features = ColumnTransformer(
         [
             ("onehot", OneHotEncoder(handle_unknown="ignore"), categorical),
             ("scale", StandardScaler(), numeric),
+            (
+                "coerced",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                coerced,
+            ),
         ]
     )
     classifier = SoftmaxClassifier(C=C, class_weight=class_weight)
     return Pipeline([("features", features), ("classifier", classifier)]), categorical
+
+
+def _categories_as_text(X, categorical):
+    """Categorical columns as text, so that mixed or numeric-looking values encode.
+
+    A column read as numbers in one file and as text in another (or holding
+    both) would otherwise trip the encoder; missing values are refused.
+    """
+    X = X.copy()
+    for column in categorical:
+        n_missing = int(X[column].isna().sum())
+        if n_missing:
+            raise CommandError(
+                f"categorical column {column!r} has {n_missing} missing value(s); "
+                "fill them (e.g. with a category of their own) first"
+            )
+        X[column] = X[column].astype(str).astype(object)
+    return X
 
 
 def _print_table(header, rows):
@@ -169,15 +200,23 @@ def _print_metrics(model, X_test, y_test):
     )
 
 
-def _features_and_target(data, target, source):
-    """Split off the target column, refusing what cannot be fitted."""
-    if target not in data.columns:
-        columns = ", ".join(repr(str(c)) for c in data.columns)
-        raise CommandError(
-            f"column {target!r} is not in {source}; its columns are {columns}"
-        )
+def _check_columns(data, wanted, source):
+    for column in wanted:
+        if column not in data.columns:
+            columns = ", ".join(repr(str(c)) for c in data.columns)
+            raise CommandError(
+                f"column {column!r} is not in {source}; its columns are {columns} "
+                "(for a file separated by something else than commas, pass --sep)"
+            )
+
+
+def _features_and_target(data, target, source, id_column=None):
+    """Split off the target (and id) column, refusing what cannot be fitted."""
+    _check_columns(data, [target] + ([id_column] if id_column else []), source)
+    if len(data) == 0:
+        raise CommandError(f"{source} has a header but no data rows")
     y = data[target]
-    X = data.drop(columns=[target])
+    X = data.drop(columns=[target] + ([id_column] if id_column else []))
     if X.shape[1] == 0:
         raise CommandError(f"{source} has no columns besides the target {target!r}")
     n_missing = int(y.isna().sum())
@@ -194,15 +233,69 @@ def _features_and_target(data, target, source):
     return X, y
 
 
+# A text column whose values are numbers but for at most this fraction is
+# taken for a numeric column with typos, not for a categorical one.
+_STRAY_FRACTION = 0.05
+
+
+def _numeric_with_strays(X, coerce):
+    """Refuse numeric columns with a few non-numeric values; coerce those asked.
+
+    One-hot encoding such a column would turn every distinct number into a
+    feature of its own and fit nonsense without a word.
+    """
+    import pandas as pd
+    from pandas.api.types import is_numeric_dtype
+
+    X = X.copy()
+    for column in coerce:
+        _check_columns(X, [column], "the features")
+        X[column] = pd.to_numeric(X[column], errors="coerce")
+    for column in X.columns:
+        values = X[column]
+        if is_numeric_dtype(values) or values.dtype == bool:
+            continue
+        present = values.dropna()
+        numbers = pd.to_numeric(present, errors="coerce")
+        strays = present[numbers.isna()]
+        if 0 < len(strays) <= _STRAY_FRACTION * len(present):
+            rows = ", ".join(str(int(i) + 1) for i in strays.index[:5])
+            shown = ", ".join(repr(v) for v in strays.unique()[:5])
+            raise CommandError(
+                f"column {column!r} is numeric except for {len(strays)} value(s) "
+                f"({shown}) in data row(s) {rows}; correct them, or pass "
+                f"--coerce-numeric {column} to treat them as missing values"
+            )
+    return X
+
+
+def _refuse_overwrite(out, inputs, force):
+    """Never write over an input file, nor over any file without --force."""
+    out = Path(out)
+    for path in inputs:
+        if out.exists() and Path(path).exists() and out.samefile(path):
+            raise CommandError(f"refusing to write over the input file {path}")
+    if out.exists() and not force:
+        raise CommandError(f"{out} exists; pass --force to replace it")
+    if not out.resolve().parent.is_dir():
+        raise CommandError(f"cannot write {out}: its folder does not exist")
+
+
 def fit(args):
     """Fit a Pipeline on a table, report held-out metrics, save it with skops."""
     _, sio = _import_cli_extra()
-    X, y = _features_and_target(_read_table(args.data), args.target, args.data)
-    if not Path(args.out).resolve().parent.is_dir():
-        raise CommandError(f"cannot write {args.out}: its folder does not exist")
-    model, categorical = _pipeline(X, args.C, args.class_weight)
+    _refuse_overwrite(args.out, [args.data], args.force)
+    X, y = _features_and_target(
+        _read_table(args.data, args.sep), args.target, args.data, args.id_column
+    )
+    X = _numeric_with_strays(X, args.coerce_numeric or [])
+    model, categorical = _pipeline(X, args.C, args.class_weight, args.coerce_numeric)
+    X = _categories_as_text(X, categorical)
+    coerced = set(args.coerce_numeric or [])
     incomplete = [
-        str(c) for c in X.columns if c not in categorical and X[c].isna().any()
+        str(c)
+        for c in X.columns
+        if c not in categorical and c not in coerced and X[c].isna().any()
     ]
     if incomplete:
         raise CommandError(
@@ -223,6 +316,13 @@ def fit(args):
         f"target {args.target!r} with {y.nunique()} classes; "
         f"fitting on {len(y_train)} rows"
         + (f", holding out {len(y_test)}" if y_test is not None else "")
+    )
+    scaled = [str(c) for c in X.columns if c not in categorical]
+    print(
+        "one-hot encoded: "
+        + (", ".join(map(str, categorical)) or "none")
+        + "; scaled: "
+        + (", ".join(scaled) or "none")
     )
     if args.cv:
         scores = cross_validate(
@@ -280,8 +380,12 @@ def _load_model(path):
 def predict(args):
     """Write the predicted labels (and probabilities) of a table as CSV."""
     pd, _ = _import_cli_extra()
+    if args.out:
+        _refuse_overwrite(args.out, [args.model, args.data], args.force)
     model = _load_model(args.model)
-    data = _read_table(args.data)
+    data = _read_table(args.data, args.sep)
+    if args.id_column:
+        _check_columns(data, [args.id_column], args.data)
     columns = list(model.feature_names_in_)
     missing = [c for c in columns if c not in data.columns]
     if missing:
@@ -289,8 +393,14 @@ def predict(args):
             f"{args.data} lacks the column(s) the model was fitted on: "
             + ", ".join(repr(str(c)) for c in missing)
         )
-    X = data[columns]
+    features = model.named_steps["features"]
+    categorical = [
+        c for name, _, cols in features.transformers_ if name == "onehot" for c in cols
+    ]
+    X = _categories_as_text(data[columns], categorical)
     out = pd.DataFrame({"label": model.predict(X)})
+    if args.id_column:
+        out.insert(0, args.id_column, data[args.id_column].to_numpy())
     if args.proba:
         for label, column in zip(model.classes_, model.predict_proba(X).T, strict=True):
             out[f"proba_{label}"] = column
@@ -377,6 +487,18 @@ def _parser():
     fit_parser.add_argument(
         "--verbose", action="store_true", help="print one line per solver iteration"
     )
+    fit_parser.add_argument(
+        "--coerce-numeric",
+        action="append",
+        metavar="COL",
+        help="read COL as numbers, its non-numeric values as missing (replaced "
+        "by the median); repeat for more columns",
+    )
+    fit_parser.add_argument(
+        "--id-column",
+        metavar="COL",
+        help="a column that identifies rows: not a feature",
+    )
 
     predict_parser = commands.add_parser(
         "predict",
@@ -394,6 +516,18 @@ def _parser():
     predict_parser.add_argument(
         "--out", metavar="FILE", help="write to FILE instead of standard output"
     )
+    predict_parser.add_argument(
+        "--id-column",
+        metavar="COL",
+        help="copy this column of DATA into the output, first",
+    )
+    for sub in (fit_parser, predict_parser):
+        sub.add_argument(
+            "--sep", default=",", metavar="S", help="CSV field separator (default ,)"
+        )
+        sub.add_argument(
+            "--force", action="store_true", help="replace an existing output file"
+        )
     return parser
 
 

@@ -224,3 +224,93 @@ def test_data_without_a_fitted_column(iris_table, fitted):
     iris_table.drop(columns="colour").to_csv(folder / "no_colour.csv", index=False)
     err = failing("predict", folder / "model.skops", folder / "no_colour.csv")
     assert "'colour'" in err
+
+
+# a command line that cannot hurt your data
+
+
+def test_a_numeric_column_with_a_typo_is_refused_then_coerced(iris_table, tmp_path):
+    table = iris_table.copy()
+    table["sepal length (cm)"] = table["sepal length (cm)"].astype(object)
+    table.loc[16, "sepal length (cm)"] = "abc"
+    table.to_csv(tmp_path / "typo.csv", index=False)
+    run = sksoftmax(
+        "fit", tmp_path / "typo.csv", "--target", "species",
+        "--out", tmp_path / "m.skops", check=False,
+    )  # fmt: skip
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "'sepal length (cm)' is numeric except for 1 value(s) ('abc')" in run.stderr
+    assert "row(s) 17" in run.stderr and "--coerce-numeric" in run.stderr
+    assert not (tmp_path / "m.skops").exists()
+    coerced = sksoftmax(
+        "fit", tmp_path / "typo.csv", "--target", "species",
+        "--out", tmp_path / "m.skops", "--coerce-numeric", "sepal length (cm)",
+    )  # fmt: skip
+    assert "scaled: " in coerced.stdout
+
+
+def test_outputs_never_overwrite_inputs_or_existing_files(fitted, tmp_path):
+    folder, _ = fitted
+    data, model = folder / "iris.csv", folder / "model.skops"
+    before = data.read_bytes()
+    run = sksoftmax("fit", data, "--target", "species", "--out", data, check=False)
+    assert run.returncode == 1 and "refusing to write over the input" in run.stderr
+    run = sksoftmax("predict", model, data, "--out", model, check=False)
+    assert run.returncode == 1 and "refusing to write over the input" in run.stderr
+    existing = tmp_path / "existing.csv"
+    existing.write_text("keep me\n")
+    run = sksoftmax("predict", model, data, "--out", existing, check=False)
+    assert run.returncode == 1 and "--force" in run.stderr
+    assert existing.read_text() == "keep me\n" and data.read_bytes() == before
+    sksoftmax("predict", model, data, "--out", existing, "--force")
+    assert existing.read_text().startswith("label")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("a,b,label\n", "no data rows"),
+        ("a;b;label\n1;2;x\n3;4;y\n", "--sep"),
+    ],
+)
+def test_bad_tables_get_one_line(tmp_path, content, message):
+    pytest.importorskip("pandas")
+    (tmp_path / "t.csv").write_text(content)
+    run = sksoftmax(
+        "fit", tmp_path / "t.csv", "--target", "label", "--out", tmp_path / "m",
+        check=False,
+    )  # fmt: skip
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_sep_and_id_column_round_trip(iris_table, tmp_path):
+    table = iris_table.copy()
+    table.insert(0, "id", [f"r{i}" for i in range(len(table))])
+    table.to_csv(tmp_path / "semi.csv", index=False, sep=";")
+    sksoftmax(
+        "fit", tmp_path / "semi.csv", "--sep", ";", "--target", "species",
+        "--id-column", "id", "--out", tmp_path / "m.skops",
+    )  # fmt: skip
+    out = sksoftmax(
+        "predict", tmp_path / "m.skops", tmp_path / "semi.csv", "--sep", ";",
+        "--id-column", "id", "--proba",
+    ).stdout  # fmt: skip
+    header, first = out.splitlines()[:2]
+    assert header.startswith("id,label,proba_setosa")
+    assert first.startswith("r0,setosa,")
+
+
+def test_mixed_type_categories_encode_at_fit_and_predict(iris_table, tmp_path):
+    table = iris_table.copy()
+    table["colour"] = ["red" if i % 2 else 7 for i in range(len(table))]
+    table.to_csv(tmp_path / "mixed.csv", index=False)
+    sksoftmax(
+        "fit", tmp_path / "mixed.csv", "--target", "species", "--test-size", "0",
+        "--out", tmp_path / "m.skops",
+    )  # fmt: skip
+    numeric_only = table.copy()
+    numeric_only["colour"] = 7
+    numeric_only.to_csv(tmp_path / "numeric.csv", index=False)
+    out = sksoftmax("predict", tmp_path / "m.skops", tmp_path / "numeric.csv").stdout
+    assert out.splitlines()[0] == "label" and len(out.splitlines()) == len(table) + 1
