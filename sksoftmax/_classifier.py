@@ -158,6 +158,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
+    def __new__(cls, *args, **kwargs):
+        if "penalty" in kwargs:
+            # What LogisticRegression users type first; say what means it here.
+            raise TypeError(
+                f"{cls.__name__} has no penalty parameter: its penalty is the "
+                "elastic net, set by l1_ratio (0: L2, the default; 1: L1; in "
+                "between: elastic net), and C=np.inf fits without one."
+            )
+        return super().__new__(cls)
+
     def __init__(
         self,
         C=1.0,

@@ -9,6 +9,7 @@ that declaration's message.
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -187,6 +188,7 @@ class _Preconditioned:
         self.data_value = None
         self.grad = None
         self._hessp = None
+        self.n_products = 0
 
     def to_original(self, params_std):
         """``M @ params_std``: standardized coordinates to W and b."""
@@ -233,6 +235,7 @@ class _Preconditioned:
     def hessp(self, params_std, direction_std):
         """``M^T H M direction`` with H the Hessian at ``params_std``."""
         self.evaluate(params_std)
+        self.n_products += 1
         direction = self.to_original(direction_std)
         product = self._hessp(direction)
         self.penalty.add_smooth_hessp(
@@ -321,6 +324,7 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, tag, options)
     products. Only a gradient at most ``tol`` counts as converged.
     """
     iteration = 0
+    start = time.perf_counter()
 
     def callback(intermediate_result):
         nonlocal iteration
@@ -328,9 +332,14 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, tag, options)
         problem.evaluate(intermediate_result.x)
         grad_max = problem.stationarity()
         if verbose:
+            products = ""
+            if verbose > 1 and problem.second_order:
+                # trust-ncg's inner conjugate-gradient steps, one product each.
+                products = f"  Hessian products {problem.n_products:d}"
             print(
                 f"{tag}iter {iteration:5d}  objective {problem.objective:.12g}  "
-                f"max|grad| {grad_max:.3e}",
+                f"max|grad| {grad_max:.3e} (tol {tol:g})  "
+                f"{time.perf_counter() - start:.2f}s{products}",
                 flush=True,
             )
         if grad_max <= tol:
@@ -365,6 +374,15 @@ def _minimize(problem, params0, *, method, tol, max_iter, verbose, tag, options)
     if grad_max > tol:
         grad_max = _newton_polish(problem, tol)
         message += "; then Newton steps"
+    if verbose:
+        verdict = "converged" if grad_max <= tol else "not converged"
+        print(
+            f"{tag}{verdict}: max|grad| {grad_max:.3e} "
+            f"{'<=' if grad_max <= tol else '>'} tol {tol:g} after "
+            f"{min(iteration, max_iter)} iterations in "
+            f"{time.perf_counter() - start:.2f}s",
+            flush=True,
+        )
     return SolverResult(
         params=problem.params,
         value=problem.objective,

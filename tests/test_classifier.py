@@ -13,7 +13,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sksoftmax import SoftmaxClassifier
+from sksoftmax import SoftmaxClassifier, SoftmaxClassifierCV
 from sksoftmax._engines._numpy import NumPyEngine
 from sksoftmax._penalty import ElasticNet
 
@@ -128,17 +128,39 @@ def test_tol_bounds_the_final_gradient(iris):
 def test_verbose_prints_one_line_per_iteration(iris, capsys):
     X, y = iris
     clf = SoftmaxClassifier(verbose=1).fit(X, y)
-    lines = capsys.readouterr().out.strip().splitlines()
+    *lines, summary = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == clf.n_iter_
-    pattern = r"iter\s+(\d+)\s+objective (\S+)\s+max\|grad\| (\S+)"
+    pattern = (
+        r"iter\s+(\d+)\s+objective (\S+)\s+max\|grad\| (\S+) \(tol 0.0001\)\s+"
+        r"\d+\.\d\ds"
+    )
     parsed = [re.fullmatch(pattern, line) for line in lines]
     assert all(parsed)
     assert [int(m[1]) for m in parsed] == list(range(1, clf.n_iter_ + 1))
     objectives = [float(m[2]) for m in parsed]
     assert objectives == sorted(objectives, reverse=True)
     assert float(parsed[-1][3]) <= clf.tol
+    assert re.fullmatch(
+        rf"converged: max\|grad\| \S+ <= tol 0.0001 after {clf.n_iter_} "
+        r"iterations in \d+\.\d\ds",
+        summary,
+    )
     SoftmaxClassifier().fit(X, y)
     assert capsys.readouterr().out == ""
+
+
+def test_verbose_two_counts_newton_cg_hessian_products(iris, capsys):
+    X, y = iris
+    SoftmaxClassifier(solver="newton-cg", verbose=2).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()[:-1]
+    assert lines and all(re.search(r"Hessian products \d+$", line) for line in lines)
+
+
+def test_penalty_keyword_points_to_l1_ratio():
+    with pytest.raises(TypeError, match="l1_ratio.*C=np.inf"):
+        SoftmaxClassifier(penalty="l1")
+    with pytest.raises(TypeError, match="l1_ratio"):
+        SoftmaxClassifierCV(penalty="elasticnet")
 
 
 def test_warm_start_resumes_from_the_previous_solution(iris):
