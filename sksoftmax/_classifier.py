@@ -1,6 +1,7 @@
 """SoftmaxClassifier: the scikit-learn contract around the loss and its solver."""
 
 import functools
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
@@ -167,6 +168,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 "between: elastic net), and C=np.inf fits without one."
             )
         return super().__new__(cls)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = _init_signature(cls)
 
     def __init__(
         self,
@@ -489,3 +494,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             Columns follow ``classes_``.
         """
         return log_softmax(self._logits(X, "predict_log_proba"), axis=1)
+
+
+def _init_signature(cls):
+    """The signature of ``cls(...)``: that of ``__init__``, not of ``__new__``.
+
+    ``__new__`` takes any keyword only to refuse ``penalty`` with advice;
+    introspection (scikit-learn's checks, the docs) must see ``__init__``.
+    """
+    signature = inspect.signature(cls.__init__)
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
+
+
+SoftmaxClassifier.__signature__ = _init_signature(SoftmaxClassifier)
