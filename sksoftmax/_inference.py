@@ -32,9 +32,11 @@ the engine the fit used.
 import warnings
 
 import numpy as np
-from scipy import linalg
+from scipy import linalg, sparse
+from scipy.special import softmax
 from scipy.stats import chi2, norm
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array
 
 from ._engines import make_engine
 from ._penalty import ElasticNet
@@ -56,6 +58,53 @@ def _check_alpha(alpha):
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
     return alpha
+
+
+def _wald_table(rows, alpha):
+    """Add z, p-value and interval to each ``(class, term, estimate, se)``."""
+    q = norm.ppf(1.0 - alpha / 2.0)
+    table = []
+    for label, term, est, se in rows:
+        z = est / se
+        table.append(
+            (label, term, est, se, z, 2.0 * norm.sf(abs(z)), est - q * se, est + q * se)
+        )
+    return table
+
+
+def _class_tables(table, alpha, names, estimate):
+    """Text lines of one block per class of a :func:`_wald_table`."""
+    width = 78
+    lo, hi = f"[{alpha / 2:.3g}", f"{1 - alpha / 2:.3g}]"
+    term_width = max([12] + [len(str(name)) + 2 for name in names])
+    lines = []
+    current = object()
+    for label, term, est, se, z, p, low, high in table:
+        if label != current:
+            current = label
+            lines.append("=" * width)
+            lines.append(
+                f"{'class = ' + str(label):<{term_width}}{estimate:>10}"
+                f"{'std err':>11}{'z':>9}{'P>|z|':>9}{lo:>11}{hi:>11}"
+            )
+            lines.append("-" * width)
+        lines.append(
+            f"{str(term):<{term_width}}{est:>10.4f}{se:>11.4f}{z:>9.3f}"
+            f"{p:>9.3f}{low:>11.4f}{high:>11.4f}"
+        )
+    lines.append("=" * width)
+    return lines
+
+
+def _data_frame(rows, columns, method):
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError(
+            f"{method} requires pandas; install it with `pip install pandas`, "
+            "or use summary() for a text table."
+        ) from None
+    return pd.DataFrame(rows, columns=columns)
 
 
 class SoftmaxInferenceResults:
@@ -138,6 +187,8 @@ class SoftmaxInferenceResults:
         *,
         classes,
         reference_class,
+        all_classes,
+        reference,
         feature_names,
         coef,
         intercept,
@@ -171,6 +222,8 @@ class SoftmaxInferenceResults:
         self.polished = n_newton_steps > 0
         self.polish_shift = polish_shift
         self._fit_intercept = fit_intercept
+        self._all_classes = all_classes
+        self._reference = reference
 
         se = np.sqrt(np.diag(cov_params)).reshape(len(classes), -1)
         if fit_intercept:
@@ -233,25 +286,6 @@ class SoftmaxInferenceResults:
             for j, name in enumerate(self.feature_names):
                 yield label, name, self.coef[k, j], self.coef_se[k, j]
 
-    def _table(self, alpha):
-        q = norm.ppf(1.0 - alpha / 2.0)
-        rows = []
-        for label, term, est, se in self._rows():
-            z = est / se
-            rows.append(
-                (
-                    label,
-                    term,
-                    est,
-                    se,
-                    z,
-                    2.0 * norm.sf(abs(z)),
-                    est - q * se,
-                    est + q * se,
-                )
-            )
-        return rows
-
     def summary(self, alpha=None):
         """A text report: fit statistics, then one coefficient table per class.
 
@@ -294,27 +328,105 @@ class SoftmaxInferenceResults:
             lk, lv = left[i] if i < len(left) else ("", "")
             rk, rv = right[i] if i < len(right) else ("", "")
             lines.append(f"{lk:<17}{lv:<27}{rk:<18}{rv:>16}".rstrip())
-        lo, hi = f"[{alpha / 2:.3g}", f"{1 - alpha / 2:.3g}]"
-        term_width = max([12] + [len(str(name)) + 2 for name in self.feature_names])
-        current = object()
-        for label, term, est, se, z, p, low, high in self._table(alpha):
-            if label != current:
-                current = label
-                lines.append("=" * width)
-                lines.append(
-                    f"{'class = ' + str(label):<{term_width}}{'coef':>10}"
-                    f"{'std err':>11}{'z':>9}{'P>|z|':>9}{lo:>11}{hi:>11}"
-                )
-                lines.append("-" * width)
-            lines.append(
-                f"{str(term):<{term_width}}{est:>10.4f}{se:>11.4f}{z:>9.3f}"
-                f"{p:>9.3f}{low:>11.4f}{high:>11.4f}"
-            )
-        lines.append("=" * width)
+        lines += _class_tables(
+            _wald_table(self._rows(), alpha), alpha, self.feature_names, "coef"
+        )
         return "\n".join(lines)
 
     def __str__(self):
         return self.summary()
+
+    def _full_params(self):
+        """Contrasts of all K classes, shape ``(K, n_features + 1)``.
+
+        Column 0 is the intercept (zero without one); the reference row is
+        zero, so that its logit is the zero the others are measured from.
+        """
+        theta = np.zeros((len(self._all_classes), len(self.feature_names) + 1))
+        others = np.delete(np.arange(len(self._all_classes)), self._reference)
+        theta[others, 0] = self.intercept
+        theta[others, 1:] = self.coef
+        return theta
+
+    def _to_cov_order(self, jacobian):
+        """Keep the parameter axes ``(..., K, n_features + 1)`` of the
+        covariance: no reference row, no intercept column without one."""
+        others = np.delete(np.arange(len(self._all_classes)), self._reference)
+        jacobian = jacobian[..., others, int(not self._fit_intercept) :]
+        return jacobian.reshape(*jacobian.shape[:-2], -1)
+
+    def _design(self, X):
+        X = check_array(X, accept_sparse=["csr", "csc"], dtype=np.float64)
+        if X.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model has "
+                f"{len(self.feature_names)}."
+            )
+        X = X.toarray() if sparse.issparse(X) else X
+        return np.column_stack([np.ones(X.shape[0]), X])
+
+    def marginal_effects(self, X, at="overall", method="dydx"):
+        """Effects of the features on the probability of every class.
+
+        The effect of feature j on class k is the derivative
+        ``dP(y = k | x) / dx_j``, evaluated at each row of ``X`` and averaged
+        (``at="overall"``, the average marginal effect), or evaluated once at
+        the column means, medians or at zero. Standard errors come from the
+        delta method with the exact Jacobian of the effects in the
+        parameters; the effects of all classes sum to zero for each feature.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The rows to evaluate at, usually the training data.
+        at : {"overall", "mean", "median", "zero"}, default="overall"
+            Average the effects over the rows, or evaluate them at the mean,
+            the median of each column, or at all features zero.
+        method : {"dydx", "eyex", "dyex", "eydx"}, default="dydx"
+            ``"dydx"``: derivative of the probability; ``"eydx"``: of its
+            logarithm (a semi-elasticity, ``dydx / p``); ``"dyex"``: with
+            respect to the feature's logarithm (``dydx * x``); ``"eyex"``:
+            the elasticity ``dydx * x / p``. The transform applies per row,
+            before averaging.
+
+        Returns
+        -------
+        effects : MarginalEffects
+            Effects, standard errors, z statistics, p-values, intervals,
+            ``summary()`` and ``to_frame()``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> res = SoftmaxClassifier(C=10.0).fit(X, y).inference(X, y)
+        >>> me = res.marginal_effects(X)
+        >>> me.effects.shape  # classes by features
+        (3, 4)
+        >>> bool(abs(me.effects.sum(axis=0)).max() < 1e-12)
+        True
+        """
+        if at not in _AT:
+            raise ValueError(f"at must be one of {sorted(_AT)}, got {at!r}.")
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+        Z = _AT[at](self._design(X))
+        theta = self._full_params()
+        proba = softmax(Z @ theta.T, axis=1)
+        effects, jacobian = _effects_jacobian(Z, theta, proba, method)
+        jacobian = self._to_cov_order(jacobian)
+        flat = jacobian.reshape(effects.size, -1)
+        cov = flat @ self.cov_params @ flat.T
+        return MarginalEffects(
+            classes=self._all_classes,
+            feature_names=self.feature_names,
+            effects=effects,
+            cov=cov,
+            at=at,
+            method=method,
+            alpha=self.alpha,
+        )
 
     def to_frame(self, alpha=None):
         """The coefficient tables as one tidy pandas DataFrame.
@@ -331,13 +443,6 @@ class SoftmaxInferenceResults:
             One row per parameter, with columns ``class``, ``term``, ``coef``,
             ``std_err``, ``z``, ``p_value``, ``ci_lower`` and ``ci_upper``.
         """
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError(
-                "SoftmaxInferenceResults.to_frame requires pandas; install it "
-                "with `pip install pandas`, or use summary() for a text table."
-            ) from None
         alpha = _check_alpha(self.alpha if alpha is None else alpha)
         columns = [
             "class",
@@ -349,7 +454,173 @@ class SoftmaxInferenceResults:
             "ci_lower",
             "ci_upper",
         ]
-        return pd.DataFrame(self._table(alpha), columns=columns)
+        return _data_frame(
+            _wald_table(self._rows(), alpha),
+            columns,
+            "SoftmaxInferenceResults.to_frame",
+        )
+
+
+# Rows at which to evaluate the effects, given the design [1, X].
+_AT = {
+    "overall": lambda Z: Z,
+    "mean": lambda Z: Z.mean(axis=0, keepdims=True),
+    "median": lambda Z: np.median(Z, axis=0, keepdims=True),
+    "zero": lambda Z: np.eye(1, Z.shape[1]),
+}
+_METHODS = ("dydx", "eyex", "dyex", "eydx")
+
+
+def _effects_jacobian(Z, theta, proba, method):
+    """Mean over the rows of the effects, and their Jacobian in ``theta``.
+
+    With ``B`` the slopes of ``theta`` (reference row zero) and
+    ``D_ikj = B_kj - sum_l p_il B_lj``, the derivative of the probability is
+    ``p_ik D_ikj``; each method is ``F_ik G_ij D_ikj`` with ``F`` the
+    probabilities (``"dy"``) or one (``"ey"``, the logarithm) and ``G`` the
+    features (``"ex"``) or one. The derivatives of ``p_ik`` and ``D_ikj``
+    in ``theta_ma`` are ``p_ik (d_km - p_im) Z_ia`` and
+    ``(d_km - p_im) [a = j + 1] - p_im Z_ia D_imj``.
+
+    Returns the effects, shape ``(K, d)``, and the Jacobian, shape
+    ``(K, d, K, d + 1)`` over all of ``theta``.
+    """
+    n, K = proba.shape
+    slopes = theta[:, 1:]
+    D = slopes[None] - (proba @ slopes)[:, None, :]
+    F = proba if method.startswith("dy") else np.ones_like(proba)
+    G = Z[:, 1:] if method.endswith("ex") else np.ones_like(Z[:, 1:])
+    w = np.full(n, 1.0 / n)
+    effects = np.einsum("i,ik,ij,ikj->kj", w, F, G, D)
+    # d_km - p_im, shape (n, K, K).
+    M = np.eye(K)[None] - proba[:, None, :]
+    jacobian = -np.einsum("i,ik,ij,im,ia,imj->kjma", w, F, G, proba, Z, D)
+    slope_part = np.einsum("i,ik,ij,ikm->kjm", w, F, G, M)
+    d = slopes.shape[1]
+    jacobian[:, np.arange(d), :, np.arange(d) + 1] += slope_part.transpose(1, 0, 2)
+    if method.startswith("dy"):
+        jacobian += np.einsum("i,ij,ik,ikm,ia,ikj->kjma", w, G, proba, M, Z, D)
+    return effects, jacobian
+
+
+class MarginalEffects:
+    """Marginal effects of a softmax model with delta-method inference.
+
+    Returned by :meth:`SoftmaxInferenceResults.marginal_effects`.
+
+    Attributes
+    ----------
+    classes : ndarray of shape (n_classes,)
+        All class labels, one per row of ``effects``, the reference included.
+    feature_names : ndarray of shape (n_features,)
+    effects, effects_se, effects_z, effects_pvalue : ndarray
+        Effects, standard errors, z statistics and two-sided p-values, of
+        shape (n_classes, n_features).
+    cov : ndarray of shape (n_classes * n_features, n_classes * n_features)
+        Covariance of the effects, class by class.
+    at, method : str
+        Where and how the effects were evaluated.
+    alpha : float
+        Default level of ``conf_int``, ``summary`` and ``to_frame``.
+    """
+
+    def __init__(self, *, classes, feature_names, effects, cov, at, method, alpha):
+        self.classes = classes
+        self.feature_names = feature_names
+        self.effects = effects
+        self.cov = cov
+        self.at = at
+        self.method = method
+        self.alpha = alpha
+        self.effects_se = np.sqrt(np.clip(np.diag(cov), 0.0, None)).reshape(
+            effects.shape
+        )
+
+    @property
+    def effects_z(self):
+        return self.effects / self.effects_se
+
+    @property
+    def effects_pvalue(self):
+        return 2.0 * norm.sf(np.abs(self.effects_z))
+
+    def conf_int(self, alpha=None):
+        """Normal confidence intervals, shape ``(n_classes, n_features, 2)``.
+
+        Parameters
+        ----------
+        alpha : float, default=None
+            The intervals cover with probability ``1 - alpha``; ``None`` uses
+            the ``alpha`` of the inference results.
+
+        Returns
+        -------
+        ci : ndarray of shape (n_classes, n_features, 2)
+            Lower and upper bounds for ``effects``.
+        """
+        alpha = _check_alpha(self.alpha if alpha is None else alpha)
+        half = norm.ppf(1.0 - alpha / 2.0) * self.effects_se
+        return np.stack([self.effects - half, self.effects + half], axis=-1)
+
+    def _rows(self):
+        for k, label in enumerate(self.classes):
+            for j, name in enumerate(self.feature_names):
+                yield label, name, self.effects[k, j], self.effects_se[k, j]
+
+    def summary(self, alpha=None):
+        """A text report: one table of effects per class.
+
+        Parameters
+        ----------
+        alpha : float, default=None
+            Level of the confidence intervals; ``None`` uses the default.
+
+        Returns
+        -------
+        text : str
+        """
+        alpha = _check_alpha(self.alpha if alpha is None else alpha)
+        lines = [
+            "Softmax marginal effects".center(78).rstrip(),
+            f"Method: {self.method}    At: {self.at}",
+        ]
+        lines += _class_tables(
+            _wald_table(self._rows(), alpha), alpha, self.feature_names, "effect"
+        )
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+    def to_frame(self, alpha=None):
+        """The effects as one tidy pandas DataFrame.
+
+        Parameters
+        ----------
+        alpha : float, default=None
+            Level of the confidence intervals; ``None`` uses the default.
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+            One row per class and feature, with columns ``class``, ``term``,
+            ``effect``, ``std_err``, ``z``, ``p_value``, ``ci_lower`` and
+            ``ci_upper``.
+        """
+        alpha = _check_alpha(self.alpha if alpha is None else alpha)
+        columns = [
+            "class",
+            "term",
+            "effect",
+            "std_err",
+            "z",
+            "p_value",
+            "ci_lower",
+            "ci_upper",
+        ]
+        return _data_frame(
+            _wald_table(self._rows(), alpha), columns, "MarginalEffects.to_frame"
+        )
 
 
 class _Contrasts:
@@ -686,6 +957,8 @@ def softmax_inference(
     return SoftmaxInferenceResults(
         classes=other_labels,
         reference_class=classes[reference],
+        all_classes=classes,
+        reference=reference,
         feature_names=np.asarray(feature_names, dtype=object),
         coef=estimates[:, int(fit_intercept) :],
         intercept=estimates[:, 0] if fit_intercept else np.zeros(n_other),

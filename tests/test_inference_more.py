@@ -1,0 +1,130 @@
+"""Marginal effects, robust covariances, hypothesis tests and predictions.
+
+statsmodels' MNLogit is the oracle where it has the quantity; elsewhere an
+independent computation in the test (statsmodels' per-row derivatives with a
+complex-step Jacobian, finite differences, repeated rows).
+"""
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from numpy.testing import assert_allclose
+from statsmodels.tools.numdiff import approx_fprime_cs
+
+from sksoftmax import SoftmaxClassifier
+
+
+@pytest.fixture(scope="module")
+def anes96():
+    data = sm.datasets.anes96.load_pandas()
+    return data.exog, data.endog
+
+
+@pytest.fixture(scope="module")
+def fitted(anes96):
+    """Our inference and statsmodels' MNLogit on anes96, without a penalty."""
+    X, y = anes96
+    res = SoftmaxClassifier(C=np.inf, tol=1e-10).fit(X, y).inference(X, y)
+    exog = sm.add_constant(np.asarray(X, dtype=float))
+    ref = sm.MNLogit(np.asarray(y), exog).fit(method="newton", tol=1e-12, disp=0)
+    return res, ref
+
+
+def assert_rel(actual, desired, rtol):
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    assert actual.shape == desired.shape
+    assert np.max(np.abs(actual - desired) / np.abs(desired)) <= rtol
+
+
+# statsmodels' MNLogit computes "dyex" and "eyex" for no `at`; it has "dydx"
+# and "eydx" at all four.
+@pytest.mark.parametrize("at", ["overall", "mean", "median", "zero"])
+@pytest.mark.parametrize("method", ["dydx", "eydx"])
+def test_marginal_effects_match_statsmodels(anes96, fitted, at, method):
+    X, _ = anes96
+    res, ref = fitted
+    me = res.marginal_effects(X, at=at, method=method)
+    margeff = ref.get_margeff(at=at, method=method)
+    # statsmodels: one row per feature, one column per class.
+    assert_rel(me.effects, margeff.margeff.T, 1e-8)
+    assert_rel(me.effects_se, margeff.margeff_se.T, 1e-6)
+    assert_allclose(me.effects_pvalue, margeff.pvalues.T, rtol=1e-5, atol=1e-12)
+    assert_allclose(
+        me.conf_int(),
+        margeff.conf_int().transpose(2, 0, 1),
+        rtol=1e-6,
+    )
+    assert me.at == at and me.method == method
+    assert list(me.classes) == sorted(np.unique(anes96[1]))
+
+
+@pytest.mark.parametrize("at", ["mean", "median", "zero"])
+@pytest.mark.parametrize("method", ["dyex", "eyex"])
+def test_elasticities_at_a_point_scale_statsmodels(anes96, fitted, at, method):
+    # At one point x, "..ex" is "..dx" times x_j.
+    X, _ = anes96
+    res, ref = fitted
+    x = {"mean": X.mean(), "median": X.median(), "zero": 0.0 * X.mean()}[at]
+    x = np.asarray(x, dtype=float)
+    margeff = ref.get_margeff(at=at, method=method.replace("ex", "dx"))
+    me = res.marginal_effects(X, at=at, method=method)
+    if at == "zero":
+        assert_allclose(me.effects, 0.0, atol=0)
+        assert_allclose(me.effects_se, 0.0, atol=0)
+        return
+    assert_rel(me.effects, margeff.margeff.T * x, 1e-8)
+    assert_rel(me.effects_se, margeff.margeff_se.T * np.abs(x), 1e-6)
+
+
+@pytest.mark.parametrize("method", ["dyex", "eyex"])
+def test_average_elasticities_match_a_complex_step_delta_method(anes96, fitted, method):
+    X, _ = anes96
+    res, ref = fitted
+    exog = ref.model.exog
+
+    def average(params):
+        # statsmodels' per-row derivatives, transformed row by row.
+        dydx = ref.model._derivative_exog(params, exog, "dydx")
+        dydx = dydx.reshape(len(exog), exog.shape[1], -1, order="F")[:, 1:]
+        params = params.reshape(exog.shape[1], -1, order="F")
+        proba = ref.model.predict(params, exog)
+        effect = dydx * exog[:, 1:, None]
+        if method == "eyex":
+            effect = effect / proba[:, None, :]
+        return effect.mean(axis=0).T.ravel()
+
+    flat = np.asarray(ref.params).ravel(order="F")
+    jacobian = approx_fprime_cs(flat, average)
+    se = np.sqrt(np.diag(jacobian @ np.asarray(ref.cov_params()) @ jacobian.T))
+    me = res.marginal_effects(X, method=method)
+    assert_rel(me.effects.ravel(), average(flat), 1e-8)
+    assert_rel(me.effects_se.ravel(), se, 1e-6)
+
+
+def test_marginal_effects_tables(anes96, fitted):
+    X, _ = anes96
+    res, _ = fitted
+    me = res.marginal_effects(X)
+    assert_allclose(me.effects.sum(axis=0), 0.0, atol=1e-15)
+    frame = me.to_frame()
+    assert list(frame.columns) == [
+        "class",
+        "term",
+        "effect",
+        "std_err",
+        "z",
+        "p_value",
+        "ci_lower",
+        "ci_upper",
+    ]
+    assert len(frame) == me.effects.size
+    assert_allclose(frame["std_err"].to_numpy(), me.effects_se.ravel())
+    text = me.summary()
+    assert "Method: dydx    At: overall" in text
+    assert text.count("class = ") == 7 and "selfLR" in text
+    with pytest.raises(ValueError, match="at must be one of"):
+        res.marginal_effects(X, at="all")
+    with pytest.raises(ValueError, match="method must be one of"):
+        res.marginal_effects(X, method="dy")
+    with pytest.raises(ValueError, match="X has 4 features"):
+        res.marginal_effects(np.asarray(X)[:, :4])
