@@ -133,9 +133,12 @@ class SoftmaxInferenceResults:
         Covariance of all parameters, ordered class by class following
         ``classes``, each class as ``[intercept, coef...]`` (no intercept
         entry when the model has none).
-    cov_type : {"nonrobust", "HC0"}
+    cov_type : {"nonrobust", "HC0", "HC1", "cluster"}
         Inverse Hessian, or the sandwich ``H^-1 M H^-1`` with ``M`` the sum of
-        the weighted outer products of the per-sample scores.
+        the weighted outer products of the per-sample scores (``"HC0"``),
+        times ``nobs / (nobs - n_params)`` (``"HC1"``), or of the summed
+        scores of each cluster with statsmodels' small-sample correction
+        (``"cluster"``).
     alpha : float
         Default level of ``conf_int``, ``summary`` and ``to_frame``.
     C : float
@@ -862,6 +865,7 @@ def softmax_inference(
     fit_intercept,
     feature_names,
     cov_type,
+    groups,
     alpha,
 ):
     """Inference on the contrasts of a fitted softmax model.
@@ -881,7 +885,9 @@ def softmax_inference(
     C : float
     fit_intercept : bool
     feature_names : ndarray of shape (n_features,)
-    cov_type : {"nonrobust", "HC0"}
+    cov_type : {"nonrobust", "HC0", "HC1", "cluster"}
+    groups : ndarray of shape (n_samples, n_ways) or None
+        Cluster labels, one column per way (one or two), for ``"cluster"``.
     alpha : float
 
     Returns
@@ -930,11 +936,13 @@ def softmax_inference(
     _warn_unidentified(separated, curvature, point, n_steps, other_labels, terms)
     undefined[curvature.singular] = True
 
+    n_identified = n_other * rank
     inverse = curvature.inverse
-    if cov_type == "HC0":
+    if cov_type != "nonrobust":
         # With a penalty the bread is the penalized Hessian, the meat the
         # scores of the likelihood alone.
-        meat = problem.score_outer(point.x)[np.ix_(keep, keep)]
+        meat = _meat(problem, point.x, X, codes, weights, cov_type, groups)
+        meat = meat(weight_sum, n_identified)[np.ix_(keep, keep)]
         inverse = inverse @ meat @ inverse
     n_params = n_other * q
     cov = np.full((n_params, n_params), np.nan)
@@ -953,7 +961,6 @@ def softmax_inference(
     else:
         # Nested in a model without intercepts: all parameters zero.
         llnull = -weight_sum * np.log(n_classes)
-    n_identified = n_other * rank
     return SoftmaxInferenceResults(
         classes=other_labels,
         reference_class=classes[reference],
@@ -975,6 +982,74 @@ def softmax_inference(
         n_newton_steps=n_steps,
         polish_shift=float(np.max(moved, initial=0.0)),
     )
+
+
+def _meat(problem, theta, X, codes, weights, cov_type, groups):
+    """The middle of the sandwich, a function of ``nobs`` and ``k``.
+
+    ``nobs`` is the sum of the frequency weights and ``k`` the number of
+    identified parameters; they enter the small-sample corrections, which
+    are statsmodels': ``nobs / (nobs - k)`` for ``"HC1"`` and, for each way
+    of clustering, ``G / (G - 1) (nobs - 1) / (nobs - k)`` with ``G``
+    clusters. Two-way clustering adds the meats of both ways and subtracts
+    that of their intersections (Cameron, Gelbach and Miller, 2011).
+    """
+    if cov_type in ("HC0", "HC1"):
+        meat = problem.score_outer(theta)
+        if cov_type == "HC0":
+            return lambda nobs, k: meat
+        return lambda nobs, k: meat * nobs / (nobs - k)
+    ways = [groups[:, j] for j in range(groups.shape[1])]
+    signs = [1.0] * len(ways)
+    if len(ways) == 2:
+        _, both = np.unique(groups, axis=0, return_inverse=True)
+        ways.append(both.ravel())
+        signs.append(-1.0)
+    scores = _cluster_scores(problem, theta, X, codes, weights)
+    meats = []
+    for sign, way in zip(signs, ways, strict=True):
+        summed = scores(way)
+        meats.append((sign, summed.shape[0], summed.T @ summed))
+
+    def corrected(nobs, k):
+        return sum(
+            sign * n_groups / (n_groups - 1.0) * (nobs - 1.0) / (nobs - k) * meat
+            for sign, n_groups, meat in meats
+        )
+
+    return corrected
+
+
+def _cluster_scores(problem, theta, X, codes, weights):
+    """A function from cluster codes to the clusters' summed scores.
+
+    The engine gives the weighted outer products of per-sample scores, not
+    the scores, and a cluster's meat needs their sums: with frequency weights
+    ``s_i``, the sum over its rows of ``s_i (e_{y_i} - p_i)`` (non-reference
+    classes) times ``[1, x_i]``, so that a weight of 2 counts as two rows of
+    the cluster. Returns arrays of shape ``(n_clusters, n_params)`` in
+    contrast order.
+    """
+    contrasts = problem.contrasts
+    W, b = problem.engine.unpack(contrasts.to_engine(theta))
+    logits = X @ W + b
+    residuals = np.eye(contrasts.n_classes)[codes] - softmax(logits, axis=1)
+    residuals = residuals[:, contrasts.others] * weights[:, None]
+    n = X.shape[0]
+    design = sparse.hstack([sparse.csr_matrix(X), np.ones((n, 1))], format="csr")
+    design = design[:, contrasts.order]
+
+    def summed(clusters):
+        indicator = sparse.csr_matrix(
+            (np.ones(n), (clusters, np.arange(n))), shape=(clusters.max() + 1, n)
+        )
+        blocks = [
+            indicator @ design.multiply(residuals[:, [m]]).tocsr()
+            for m in range(residuals.shape[1])
+        ]
+        return np.asarray(sparse.hstack(blocks).todense())
+
+    return summed
 
 
 def _warn_unidentified(separated, curvature, point, n_steps, labels, terms):

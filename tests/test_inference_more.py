@@ -128,3 +128,83 @@ def test_marginal_effects_tables(anes96, fitted):
         res.marginal_effects(X, method="dy")
     with pytest.raises(ValueError, match="X has 4 features"):
         res.marginal_effects(np.asarray(X)[:, :4])
+
+
+def age_groups(X):
+    """Five-year age bands of anes96: 16 clusters."""
+    return np.asarray(X["age"]).astype(int) // 5
+
+
+def assert_cov_matches(res, ref_cov, rtol=1e-6):
+    ref_cov = np.asarray(ref_cov)
+    assert np.max(np.abs(res.cov_params - ref_cov)) <= rtol * np.abs(ref_cov).max()
+    assert_rel(np.sqrt(np.diag(res.cov_params)), np.sqrt(np.diag(ref_cov)), rtol)
+
+
+@pytest.mark.parametrize("two_way", [False, True])
+def test_cluster_matches_statsmodels(anes96, two_way):
+    X, y = anes96
+    groups = age_groups(X)
+    if two_way:
+        # The 24 income bands. The two-way matrix is indefinite here, as it
+        # can be, but its diagonal is positive.
+        groups = np.column_stack([groups, X["income"]])
+    clf = SoftmaxClassifier(C=np.inf, tol=1e-10).fit(X, y)
+    res = clf.inference(X, y, cov_type="cluster", groups=groups)
+    exog = sm.add_constant(np.asarray(X, dtype=float))
+    ref = sm.MNLogit(np.asarray(y), exog).fit(
+        method="newton",
+        tol=1e-12,
+        disp=0,
+        cov_type="cluster",
+        cov_kwds={"groups": groups},
+    )
+    assert res.cov_type == "cluster"
+    assert_cov_matches(res, ref.cov_params())
+    assert_rel(res.coef_pvalue, np.asarray(ref.pvalues).T[:, 1:], 1e-5)
+
+
+def test_hc1_is_hc0_with_statsmodels_correction(anes96, fitted):
+    # statsmodels' MNLogit gives HC0 for cov_type="HC1" (no correction);
+    # its cov_white_simple applies the correction nobs / (nobs - k).
+    from statsmodels.stats.sandwich_covariance import cov_white_simple
+
+    X, y = anes96
+    _, ref = fitted
+    clf = SoftmaxClassifier(C=np.inf, tol=1e-10).fit(X, y)
+    res = clf.inference(X, y, cov_type="HC1")
+    assert_cov_matches(res, cov_white_simple(ref, use_correction=True))
+
+
+@pytest.mark.parametrize("cov_type", ["HC1", "cluster"])
+def test_robust_covariance_counts_weights_as_rows(anes96, cov_type):
+    X, y = anes96
+    X, y = np.asarray(X, dtype=float), np.asarray(y)
+    weights = np.random.default_rng(0).integers(1, 4, size=len(y))
+    groups = age_groups(anes96[0])
+    kwargs = {"groups": groups} if cov_type == "cluster" else {}
+    clf = SoftmaxClassifier(C=np.inf, tol=1e-10)
+    res = clf.fit(X, y, sample_weight=weights).inference(
+        X, y, sample_weight=weights, cov_type=cov_type, **kwargs
+    )
+    rows = np.repeat(np.arange(len(y)), weights)
+    if cov_type == "cluster":
+        kwargs = {"groups": groups[rows]}
+    repeated = clf.fit(X[rows], y[rows]).inference(
+        X[rows], y[rows], cov_type=cov_type, **kwargs
+    )
+    assert res.nobs == repeated.nobs == weights.sum()
+    assert_cov_matches(res, repeated.cov_params)
+
+
+def test_groups_go_with_cluster_only(anes96):
+    X, y = anes96
+    clf = SoftmaxClassifier(C=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="groups must be given with"):
+        clf.inference(X, y, cov_type="cluster")
+    with pytest.raises(ValueError, match="groups must be given with"):
+        clf.inference(X, y, cov_type="HC0", groups=age_groups(X))
+    with pytest.raises(ValueError, match="groups has 10 rows"):
+        clf.inference(X, y, cov_type="cluster", groups=np.arange(10))
+    with pytest.raises(ValueError, match="at least two clusters"):
+        clf.inference(X, y, cov_type="cluster", groups=np.zeros(len(y)))
