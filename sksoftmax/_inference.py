@@ -30,6 +30,7 @@ the engine the fit used.
 """
 
 import warnings
+from collections import namedtuple
 
 import numpy as np
 from scipy import linalg, sparse
@@ -52,6 +53,12 @@ _MAX_NEWTON_STEPS = 20
 _RCOND = 1e-12
 # Entries of a unit null vector above this are parameters it involves.
 _LOADING_TOL = 1e-6
+
+
+ChiSquaredTest = namedtuple("ChiSquaredTest", ["statistic", "df", "pvalue"])
+ChiSquaredTest.__doc__ = (
+    """A chi-squared test: its statistic, degrees of freedom and p-value."""
+)
 
 
 def _check_alpha(alpha):
@@ -159,9 +166,10 @@ class SoftmaxInferenceResults:
     df_model : int
         Number of identified parameters other than the intercepts: the
         degrees of freedom of ``llr``.
+    n_params : int
+        Number of identified parameters.
     aic, bic : float
-        ``-2 llf + 2 k`` and ``-2 llf + log(nobs) k``, with ``k`` the number of
-        identified parameters.
+        ``-2 llf + 2 n_params`` and ``-2 llf + log(nobs) n_params``.
     prsquared : float
         McFadden's pseudo R-squared, ``1 - llf / llnull``.
     polished : bool
@@ -221,6 +229,7 @@ class SoftmaxInferenceResults:
         self.llf = llf
         self.llnull = llnull
         self.df_model = df_model
+        self.n_params = n_params
         self.n_newton_steps = n_newton_steps
         self.polished = n_newton_steps > 0
         self.polish_shift = polish_shift
@@ -338,6 +347,156 @@ class SoftmaxInferenceResults:
 
     def __str__(self):
         return self.summary()
+
+    def _params(self):
+        """All parameters, flat, in ``cov_params`` order."""
+        if self._fit_intercept:
+            return np.column_stack([self.intercept, self.coef]).ravel()
+        return self.coef.ravel()
+
+    def wald_test(self, R, q=None):
+        """Wald test of the linear restrictions ``R theta = q``.
+
+        Parameters
+        ----------
+        R : array-like of shape (n_restrictions, n_params) or (n_params,)
+            One restriction per row, on the parameters in ``cov_params``
+            order: class by class, each class as ``[intercept, coef...]``.
+            The rows must be linearly independent.
+        q : array-like of shape (n_restrictions,), default=None
+            Right-hand side; ``None`` means zeros.
+
+        Returns
+        -------
+        test : ChiSquaredTest
+            The statistic ``(R theta - q)^T (R V R^T)^-1 (R theta - q)``,
+            with ``V`` the covariance ``cov_params``, its degrees of freedom
+            (the number of restrictions) and its chi-squared p-value.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> res = SoftmaxClassifier(C=10.0).fit(X, y).inference(X, y)
+        >>> R = np.zeros((1, res.cov_params.shape[0]))
+        >>> R[0, 1] = 1.0  # the first coefficient of class 1 is zero
+        >>> test = res.wald_test(R)
+        >>> test.df, bool(np.isclose(test.statistic, res.coef_z[0, 0] ** 2))
+        (1, True)
+        """
+        n = self.cov_params.shape[0]
+        R = np.atleast_2d(np.asarray(R, dtype=np.float64))
+        if R.ndim != 2 or R.shape[1] != n:
+            raise ValueError(
+                f"R must have {n} columns, one per parameter; got shape {R.shape}."
+            )
+        q = np.zeros(R.shape[0]) if q is None else np.asarray(q, dtype=np.float64)
+        diff = R @ self._params() - q
+        statistic = float(diff @ linalg.solve(R @ self.cov_params @ R.T, diff))
+        df = R.shape[0]
+        return ChiSquaredTest(statistic, df, float(chi2.sf(statistic, df)))
+
+    def wald_test_terms(self):
+        """Joint Wald test that a term has no effect on any class.
+
+        For each term (the intercept and every feature) the test of its
+        ``n_classes - 1`` contrasts being all zero: the multinomial analogue
+        of a type-III table. The hypothesis does not depend on the reference
+        class, nor does the test.
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            One row per term, with columns ``term``, ``statistic``, ``df``
+            and ``p_value``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> res = SoftmaxClassifier(C=10.0).fit(X, y).inference(X, y)
+        >>> res.wald_test_terms()[["term", "df"]]
+                term  df
+        0  intercept   2
+        1         x0   2
+        2         x1   2
+        3         x2   2
+        4         x3   2
+        """
+        terms = list(self.feature_names)
+        if self._fit_intercept:
+            terms = ["intercept", *terms]
+        n_other, q = len(self.classes), len(terms)
+        rows = []
+        for a, term in enumerate(terms):
+            R = np.zeros((n_other, n_other * q))
+            R[np.arange(n_other), q * np.arange(n_other) + a] = 1.0
+            rows.append((term, *self.wald_test(R)))
+        return _data_frame(
+            rows,
+            ["term", "statistic", "df", "p_value"],
+            "SoftmaxInferenceResults.wald_test_terms",
+        )
+
+    def lr_test(self, other):
+        """Likelihood-ratio test against another, nested model.
+
+        Both results must come from unpenalized fits (``C=np.inf``) on the
+        same data, one model nested in the other (for instance, fitted on a
+        subset of the columns); which one is larger is read from their
+        numbers of parameters.
+
+        Parameters
+        ----------
+        other : SoftmaxInferenceResults
+            The results of the other model.
+
+        Returns
+        -------
+        test : ChiSquaredTest
+            ``2 (llf_large - llf_small)``, the difference of the numbers of
+            identified parameters, and the chi-squared p-value.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import make_classification
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = make_classification(
+        ...     n_features=3, n_informative=2, n_redundant=0, n_classes=3,
+        ...     n_clusters_per_class=1, random_state=0)
+        >>> clf = SoftmaxClassifier(C=np.inf)
+        >>> full = clf.fit(X, y).inference(X, y)
+        >>> small = clf.fit(X[:, :2], y).inference(X[:, :2], y)
+        >>> full.lr_test(small).df  # the last column, in both contrasts
+        2
+        """
+        if not isinstance(other, SoftmaxInferenceResults):
+            raise TypeError(
+                f"other must be SoftmaxInferenceResults, got {type(other).__name__}."
+            )
+        if np.isfinite(self.C) or np.isfinite(other.C):
+            raise ValueError(
+                "lr_test needs maximum likelihood fits (C=np.inf): the "
+                "likelihood ratio of penalized fits is not chi-squared."
+            )
+        if self.nobs != other.nobs:
+            raise ValueError(
+                f"The models were fitted on different data ({self.nobs:g} and "
+                f"{other.nobs:g} observations)."
+            )
+        small, large = sorted([self, other], key=lambda res: res.n_params)
+        df = large.n_params - small.n_params
+        if df == 0:
+            raise ValueError(
+                "The models have the same number of parameters; neither is "
+                "nested in the other."
+            )
+        statistic = 2.0 * (large.llf - small.llf)
+        return ChiSquaredTest(statistic, df, float(chi2.sf(statistic, df)))
 
     def _full_params(self):
         """Contrasts of all K classes, shape ``(K, n_features + 1)``.

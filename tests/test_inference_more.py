@@ -208,3 +208,66 @@ def test_groups_go_with_cluster_only(anes96):
         clf.inference(X, y, cov_type="cluster", groups=np.arange(10))
     with pytest.raises(ValueError, match="at least two clusters"):
         clf.inference(X, y, cov_type="cluster", groups=np.zeros(len(y)))
+
+
+def test_wald_test_matches_statsmodels(fitted):
+    res, ref = fitted
+    n = res.cov_params.shape[0]
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=(3, n))
+    q = np.array([0.1, -0.2, 0.3])
+    for rhs in [None, q]:
+        test = res.wald_test(R, rhs)
+        expected = ref.wald_test(
+            R if rhs is None else (R, rhs), scalar=True, use_f=False
+        )
+        assert test.df == 3 == expected.df_denom
+        assert test.statistic == pytest.approx(expected.statistic, rel=1e-6)
+        assert test.pvalue == pytest.approx(expected.pvalue, rel=1e-5)
+    with pytest.raises(ValueError, match="R must have 36 columns"):
+        res.wald_test(np.ones((1, 35)))
+
+
+def test_wald_test_terms_match_statsmodels(fitted):
+    res, ref = fitted
+    table = res.wald_test_terms()
+    assert list(table["term"]) == [
+        "intercept",
+        "logpopul",
+        "selfLR",
+        "age",
+        "educ",
+        "income",
+    ]
+    for a in range(6):
+        # Term a in each of the six contrasts; statsmodels orders its
+        # parameters class by class too.
+        R = np.zeros((6, 36))
+        R[np.arange(6), 6 * np.arange(6) + a] = 1.0
+        expected = ref.wald_test(R, scalar=True, use_f=False)
+        row = table.iloc[a]
+        assert row["df"] == 6
+        assert row["statistic"] == pytest.approx(expected.statistic, rel=1e-6)
+        assert row["p_value"] == pytest.approx(expected.pvalue, rel=1e-5, abs=1e-300)
+
+
+def test_lr_test_matches_a_hand_computation(anes96, fitted):
+    from scipy.stats import chi2
+
+    X, y = anes96
+    res, ref = fitted
+    columns = ["logpopul", "selfLR", "age"]
+    small = SoftmaxClassifier(C=np.inf, tol=1e-10).fit(X[columns], y)
+    small = small.inference(X[columns], y)
+    exog = sm.add_constant(np.asarray(X[columns], dtype=float))
+    ref_small = sm.MNLogit(np.asarray(y), exog).fit(method="newton", tol=1e-12, disp=0)
+    statistic = 2.0 * (ref.llf - ref_small.llf)
+    for test in [res.lr_test(small), small.lr_test(res)]:
+        assert test.df == 12
+        assert test.statistic == pytest.approx(statistic, rel=1e-8)
+        assert test.pvalue == pytest.approx(chi2.sf(statistic, 12), rel=1e-6)
+    with pytest.raises(ValueError, match="same number of parameters"):
+        res.lr_test(res)
+    penalized = SoftmaxClassifier(C=1.0).fit(X, y).inference(X, y)
+    with pytest.raises(ValueError, match="C=np.inf"):
+        res.lr_test(penalized)
