@@ -34,7 +34,7 @@ from collections import namedtuple
 
 import numpy as np
 from scipy import linalg, sparse
-from scipy.special import softmax
+from scipy.special import expit, log_softmax, softmax
 from scipy.stats import chi2, norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
@@ -497,6 +497,57 @@ class SoftmaxInferenceResults:
             )
         statistic = 2.0 * (large.llf - small.llf)
         return ChiSquaredTest(statistic, df, float(chi2.sf(statistic, df)))
+
+    def predict(self, X, alpha=None):
+        """Probabilities of every class with confidence intervals.
+
+        The interval for ``P(y = k | x)`` is built on the log-odds scale
+        ``logit p_k = log(p_k / (1 - p_k))``: a normal interval
+        ``logit p_k +/- z_{1-alpha/2} se``, with ``se`` from the delta method
+        (the gradient of ``logit p_k`` in the parameters is
+        ``(d_km - p_m) [1, x] / (1 - p_k)`` for class ``m``), mapped back by
+        the logistic function. The bounds lie in ``[0, 1]`` and are not
+        symmetric around ``p_k``, as they should not be near 0 or 1.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        alpha : float, default=None
+            The intervals cover with probability ``1 - alpha``; ``None`` uses
+            the ``alpha`` given to ``inference``.
+
+        Returns
+        -------
+        proba, ci_lower, ci_upper : ndarray of shape (n_samples, n_classes)
+            The probabilities and the bounds of their intervals, one column
+            per class, the reference included, in the estimator's
+            ``classes_`` order.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> res = SoftmaxClassifier(C=10.0).fit(X, y).inference(X, y)
+        >>> proba, lower, upper = res.predict(X[:2])
+        >>> bool(((lower <= proba) & (proba <= upper)).all())
+        True
+        """
+        alpha = _check_alpha(self.alpha if alpha is None else alpha)
+        Z = self._design(X)
+        logits = Z @ self._full_params().T
+        log_proba = log_softmax(logits, axis=1)
+        proba = np.exp(log_proba)
+        n, K = proba.shape
+        # Gradient of logit p_ik in theta_ma, all K classes, then in
+        # cov_params order.
+        M = np.eye(K)[None] - proba[:, None, :]
+        jacobian = M[..., None] * Z[:, None, None, :] / (1.0 - proba)[..., None, None]
+        jacobian = self._to_cov_order(jacobian)
+        se = np.sqrt(np.einsum("ikp,pq,ikq->ik", jacobian, self.cov_params, jacobian))
+        log_odds = log_proba - np.log1p(-proba)
+        half = norm.ppf(1.0 - alpha / 2.0) * se
+        return proba, expit(log_odds - half), expit(log_odds + half)
 
     def _full_params(self):
         """Contrasts of all K classes, shape ``(K, n_features + 1)``.

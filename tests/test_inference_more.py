@@ -271,3 +271,29 @@ def test_lr_test_matches_a_hand_computation(anes96, fitted):
     penalized = SoftmaxClassifier(C=1.0).fit(X, y).inference(X, y)
     with pytest.raises(ValueError, match="C=np.inf"):
         res.lr_test(penalized)
+
+
+def test_predict_matches_a_finite_difference_delta_method(anes96, fitted):
+    from scipy.special import expit, logit
+    from scipy.stats import norm
+    from statsmodels.tools.numdiff import approx_fprime
+
+    X, _ = anes96
+    res, ref = fitted
+    rows = np.asarray(X, dtype=float)[::50]
+    exog = sm.add_constant(rows, has_constant="add")
+    shape = np.shape(ref.params)
+
+    def log_odds(params):
+        proba = ref.model.predict(params.reshape(shape, order="F"), exog)
+        return logit(proba).ravel()
+
+    flat = np.asarray(ref.params).ravel(order="F")
+    jacobian = approx_fprime(flat, log_odds, centered=True)
+    se = np.sqrt(np.diag(jacobian @ np.asarray(ref.cov_params()) @ jacobian.T))
+    half = norm.ppf(0.95) * se
+    proba, lower, upper = res.predict(rows, alpha=0.1)
+    assert_rel(proba.ravel(), ref.model.predict(ref.params, exog).ravel(), 1e-8)
+    assert_rel(lower.ravel(), expit(log_odds(flat) - half), 1e-6)
+    assert_rel(upper.ravel(), expit(log_odds(flat) + half), 1e-6)
+    assert np.all((0 < lower) & (lower < proba) & (proba < upper) & (upper < 1))
