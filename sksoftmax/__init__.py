@@ -2,7 +2,7 @@
 
 from ._classifier import SoftmaxClassifier
 from ._cv import SoftmaxClassifierCV
-from ._inference import SoftmaxInferenceResults
+from ._inference import ChiSquaredTest, MarginalEffects, SoftmaxInferenceResults
 from ._onnx import register_onnx_converter
 from ._path import softmax_path
 from ._separation import PerfectSeparationWarning
@@ -10,6 +10,8 @@ from ._separation import PerfectSeparationWarning
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ChiSquaredTest",
+    "MarginalEffects",
     "PerfectSeparationWarning",
     "SoftmaxClassifier",
     "SoftmaxClassifierCV",

@@ -51,6 +51,36 @@ def _lazy_on_dask(method):
     return dispatch
 
 
+def _cluster_codes(groups, cov_type, n_samples):
+    """Cluster labels as codes of shape ``(n_samples, n_ways)``, or None."""
+    if (cov_type == "cluster") != (groups is not None):
+        raise ValueError(
+            'groups must be given with cov_type="cluster", and only with it; '
+            f"got cov_type={cov_type!r} and groups "
+            f"{'None' if groups is None else 'given'}."
+        )
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    if groups.ndim == 1:
+        groups = groups[:, None]
+    if groups.ndim != 2 or groups.shape[1] not in (1, 2):
+        raise ValueError(
+            "groups must have shape (n_samples,) or (n_samples, 2), got "
+            f"{groups.shape}."
+        )
+    if groups.shape[0] != n_samples:
+        raise ValueError(
+            f"groups has {groups.shape[0]} rows, but X has {n_samples} samples."
+        )
+    codes = np.column_stack(
+        [np.unique(column, return_inverse=True)[1] for column in groups.T]
+    )
+    if np.any(codes.max(axis=0) < 1):
+        raise ValueError("Cluster-robust covariance needs at least two clusters.")
+    return codes
+
+
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """Softmax (multinomial logistic) regression fitted with L-BFGS.
 
@@ -272,7 +302,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             "X": ["array-like", "sparse matrix"],
             "y": ["array-like"],
             "sample_weight": ["array-like", None],
-            "cov_type": [StrOptions({"nonrobust", "HC0"})],
+            "cov_type": [StrOptions({"nonrobust", "HC0", "HC1", "cluster"})],
+            "groups": ["array-like", None],
             "alpha": [Interval(Real, 0, 1, closed="neither")],
         },
         prefer_skip_nested_validation=True,
@@ -285,6 +316,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         *,
         reference_class=None,
         cov_type="nonrobust",
+        groups=None,
         alpha=0.05,
     ):
         """Standard errors, tests and confidence intervals of the coefficients.
@@ -312,9 +344,18 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         reference_class : label, default=None
             The class whose coefficients are fixed at zero; ``None`` means
             ``classes_[0]``.
-        cov_type : {"nonrobust", "HC0"}, default="nonrobust"
+        cov_type : {"nonrobust", "HC0", "HC1", "cluster"}, default="nonrobust"
             ``"nonrobust"``: inverse Hessian. ``"HC0"``: the sandwich
-            estimator, robust to a misspecified model.
+            estimator, robust to a misspecified model; ``"HC1"``: the same
+            times ``nobs / (nobs - n_params)``. ``"cluster"``: the sandwich
+            with the scores summed within each cluster of ``groups``, robust
+            to correlation inside clusters, with statsmodels' small-sample
+            correction ``G / (G - 1) (nobs - 1) / (nobs - n_params)`` for
+            ``G`` clusters.
+        groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
+            Cluster labels, required by ``cov_type="cluster"`` and only used
+            by it. Two columns give two-way clustering: the covariances of
+            each way added, that of their intersections subtracted.
         alpha : float, default=0.05
             Default level of the confidence intervals in the results.
 
@@ -371,6 +412,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 "which every class occurs."
             )
         codes = np.searchsorted(self.classes_, y)
+        groups = _cluster_codes(groups, cov_type, X.shape[0])
         if reference_class is None:
             reference_class = self.classes_[0]
         reference = np.flatnonzero(self.classes_ == reference_class)
@@ -398,6 +440,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             fit_intercept=self.fit_intercept,
             feature_names=feature_names,
             cov_type=cov_type,
+            groups=groups,
             alpha=alpha,
         )
 

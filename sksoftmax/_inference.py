@@ -30,11 +30,14 @@ the engine the fit used.
 """
 
 import warnings
+from collections import namedtuple
 
 import numpy as np
-from scipy import linalg
+from scipy import linalg, sparse
+from scipy.special import expit, log_softmax, softmax
 from scipy.stats import chi2, norm
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array
 
 from ._engines import make_engine
 from ._penalty import ElasticNet
@@ -52,10 +55,63 @@ _RCOND = 1e-12
 _LOADING_TOL = 1e-6
 
 
+ChiSquaredTest = namedtuple("ChiSquaredTest", ["statistic", "df", "pvalue"])
+ChiSquaredTest.__doc__ = (
+    """A chi-squared test: its statistic, degrees of freedom and p-value."""
+)
+
+
 def _check_alpha(alpha):
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
     return alpha
+
+
+def _wald_table(rows, alpha):
+    """Add z, p-value and interval to each ``(class, term, estimate, se)``."""
+    q = norm.ppf(1.0 - alpha / 2.0)
+    table = []
+    for label, term, est, se in rows:
+        z = est / se
+        table.append(
+            (label, term, est, se, z, 2.0 * norm.sf(abs(z)), est - q * se, est + q * se)
+        )
+    return table
+
+
+def _class_tables(table, alpha, names, estimate):
+    """Text lines of one block per class of a :func:`_wald_table`."""
+    width = 78
+    lo, hi = f"[{alpha / 2:.3g}", f"{1 - alpha / 2:.3g}]"
+    term_width = max([12] + [len(str(name)) + 2 for name in names])
+    lines = []
+    current = object()
+    for label, term, est, se, z, p, low, high in table:
+        if label != current:
+            current = label
+            lines.append("=" * width)
+            lines.append(
+                f"{'class = ' + str(label):<{term_width}}{estimate:>10}"
+                f"{'std err':>11}{'z':>9}{'P>|z|':>9}{lo:>11}{hi:>11}"
+            )
+            lines.append("-" * width)
+        lines.append(
+            f"{str(term):<{term_width}}{est:>10.4f}{se:>11.4f}{z:>9.3f}"
+            f"{p:>9.3f}{low:>11.4f}{high:>11.4f}"
+        )
+    lines.append("=" * width)
+    return lines
+
+
+def _data_frame(rows, columns, method):
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError(
+            f"{method} requires pandas; install it with `pip install pandas`, "
+            "or use summary() for a text table."
+        ) from None
+    return pd.DataFrame(rows, columns=columns)
 
 
 class SoftmaxInferenceResults:
@@ -84,9 +140,12 @@ class SoftmaxInferenceResults:
         Covariance of all parameters, ordered class by class following
         ``classes``, each class as ``[intercept, coef...]`` (no intercept
         entry when the model has none).
-    cov_type : {"nonrobust", "HC0"}
+    cov_type : {"nonrobust", "HC0", "HC1", "cluster"}
         Inverse Hessian, or the sandwich ``H^-1 M H^-1`` with ``M`` the sum of
-        the weighted outer products of the per-sample scores.
+        the weighted outer products of the per-sample scores (``"HC0"``),
+        times ``nobs / (nobs - n_params)`` (``"HC1"``), or of the summed
+        scores of each cluster with statsmodels' small-sample correction
+        (``"cluster"``).
     alpha : float
         Default level of ``conf_int``, ``summary`` and ``to_frame``.
     C : float
@@ -107,9 +166,10 @@ class SoftmaxInferenceResults:
     df_model : int
         Number of identified parameters other than the intercepts: the
         degrees of freedom of ``llr``.
+    n_params : int
+        Number of identified parameters.
     aic, bic : float
-        ``-2 llf + 2 k`` and ``-2 llf + log(nobs) k``, with ``k`` the number of
-        identified parameters.
+        ``-2 llf + 2 n_params`` and ``-2 llf + log(nobs) n_params``.
     prsquared : float
         McFadden's pseudo R-squared, ``1 - llf / llnull``.
     polished : bool
@@ -138,6 +198,8 @@ class SoftmaxInferenceResults:
         *,
         classes,
         reference_class,
+        all_classes,
+        reference,
         feature_names,
         coef,
         intercept,
@@ -167,10 +229,13 @@ class SoftmaxInferenceResults:
         self.llf = llf
         self.llnull = llnull
         self.df_model = df_model
+        self.n_params = n_params
         self.n_newton_steps = n_newton_steps
         self.polished = n_newton_steps > 0
         self.polish_shift = polish_shift
         self._fit_intercept = fit_intercept
+        self._all_classes = all_classes
+        self._reference = reference
 
         se = np.sqrt(np.diag(cov_params)).reshape(len(classes), -1)
         if fit_intercept:
@@ -233,25 +298,6 @@ class SoftmaxInferenceResults:
             for j, name in enumerate(self.feature_names):
                 yield label, name, self.coef[k, j], self.coef_se[k, j]
 
-    def _table(self, alpha):
-        q = norm.ppf(1.0 - alpha / 2.0)
-        rows = []
-        for label, term, est, se in self._rows():
-            z = est / se
-            rows.append(
-                (
-                    label,
-                    term,
-                    est,
-                    se,
-                    z,
-                    2.0 * norm.sf(abs(z)),
-                    est - q * se,
-                    est + q * se,
-                )
-            )
-        return rows
-
     def summary(self, alpha=None):
         """A text report: fit statistics, then one coefficient table per class.
 
@@ -294,27 +340,306 @@ class SoftmaxInferenceResults:
             lk, lv = left[i] if i < len(left) else ("", "")
             rk, rv = right[i] if i < len(right) else ("", "")
             lines.append(f"{lk:<17}{lv:<27}{rk:<18}{rv:>16}".rstrip())
-        lo, hi = f"[{alpha / 2:.3g}", f"{1 - alpha / 2:.3g}]"
-        term_width = max([12] + [len(str(name)) + 2 for name in self.feature_names])
-        current = object()
-        for label, term, est, se, z, p, low, high in self._table(alpha):
-            if label != current:
-                current = label
-                lines.append("=" * width)
-                lines.append(
-                    f"{'class = ' + str(label):<{term_width}}{'coef':>10}"
-                    f"{'std err':>11}{'z':>9}{'P>|z|':>9}{lo:>11}{hi:>11}"
-                )
-                lines.append("-" * width)
-            lines.append(
-                f"{str(term):<{term_width}}{est:>10.4f}{se:>11.4f}{z:>9.3f}"
-                f"{p:>9.3f}{low:>11.4f}{high:>11.4f}"
-            )
-        lines.append("=" * width)
+        lines += _class_tables(
+            _wald_table(self._rows(), alpha), alpha, self.feature_names, "coef"
+        )
         return "\n".join(lines)
 
     def __str__(self):
         return self.summary()
+
+    def _params(self):
+        """All parameters, flat, in ``cov_params`` order."""
+        if self._fit_intercept:
+            return np.column_stack([self.intercept, self.coef]).ravel()
+        return self.coef.ravel()
+
+    def wald_test(self, R, q=None):
+        """Wald test of the linear restrictions ``R theta = q``.
+
+        Parameters
+        ----------
+        R : array-like of shape (n_restrictions, n_params) or (n_params,)
+            One restriction per row, on the parameters in ``cov_params``
+            order: class by class, each class as ``[intercept, coef...]``.
+            The rows must be linearly independent.
+        q : array-like of shape (n_restrictions,), default=None
+            Right-hand side; ``None`` means zeros.
+
+        Returns
+        -------
+        test : ChiSquaredTest
+            The statistic ``(R theta - q)^T (R V R^T)^-1 (R theta - q)``,
+            with ``V`` the covariance ``cov_params``, its degrees of freedom
+            (the number of restrictions) and its chi-squared p-value.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> res = SoftmaxClassifier(C=10.0).fit(X, y).inference(X, y)
+        >>> R = np.zeros((1, res.cov_params.shape[0]))
+        >>> R[0, 1] = 1.0  # the first coefficient of class 1 is zero
+        >>> test = res.wald_test(R)
+        >>> test.df, bool(np.isclose(test.statistic, res.coef_z[0, 0] ** 2))
+        (1, True)
+        """
+        n = self.cov_params.shape[0]
+        R = np.atleast_2d(np.asarray(R, dtype=np.float64))
+        if R.ndim != 2 or R.shape[1] != n:
+            raise ValueError(
+                f"R must have {n} columns, one per parameter; got shape {R.shape}."
+            )
+        q = np.zeros(R.shape[0]) if q is None else np.asarray(q, dtype=np.float64)
+        diff = R @ self._params() - q
+        statistic = float(diff @ linalg.solve(R @ self.cov_params @ R.T, diff))
+        df = R.shape[0]
+        return ChiSquaredTest(statistic, df, float(chi2.sf(statistic, df)))
+
+    def wald_test_terms(self):
+        """Joint Wald test that a term has no effect on any class.
+
+        For each term (the intercept and every feature) the test of its
+        ``n_classes - 1`` contrasts being all zero: the multinomial analogue
+        of a type-III table. The hypothesis does not depend on the reference
+        class, nor does the test.
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            One row per term, with columns ``term``, ``statistic``, ``df``
+            and ``p_value``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> res = SoftmaxClassifier(C=10.0).fit(X, y).inference(X, y)
+        >>> res.wald_test_terms()[["term", "df"]]
+                term  df
+        0  intercept   2
+        1         x0   2
+        2         x1   2
+        3         x2   2
+        4         x3   2
+        """
+        terms = list(self.feature_names)
+        if self._fit_intercept:
+            terms = ["intercept", *terms]
+        n_other, q = len(self.classes), len(terms)
+        rows = []
+        for a, term in enumerate(terms):
+            R = np.zeros((n_other, n_other * q))
+            R[np.arange(n_other), q * np.arange(n_other) + a] = 1.0
+            rows.append((term, *self.wald_test(R)))
+        return _data_frame(
+            rows,
+            ["term", "statistic", "df", "p_value"],
+            "SoftmaxInferenceResults.wald_test_terms",
+        )
+
+    def lr_test(self, other):
+        """Likelihood-ratio test against another, nested model.
+
+        Both results must come from unpenalized fits (``C=np.inf``) on the
+        same data, one model nested in the other (for instance, fitted on a
+        subset of the columns); which one is larger is read from their
+        numbers of parameters.
+
+        Parameters
+        ----------
+        other : SoftmaxInferenceResults
+            The results of the other model.
+
+        Returns
+        -------
+        test : ChiSquaredTest
+            ``2 (llf_large - llf_small)``, the difference of the numbers of
+            identified parameters, and the chi-squared p-value.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import make_classification
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = make_classification(
+        ...     n_features=3, n_informative=2, n_redundant=0, n_classes=3,
+        ...     n_clusters_per_class=1, random_state=0)
+        >>> clf = SoftmaxClassifier(C=np.inf)
+        >>> full = clf.fit(X, y).inference(X, y)
+        >>> small = clf.fit(X[:, :2], y).inference(X[:, :2], y)
+        >>> full.lr_test(small).df  # the last column, in both contrasts
+        2
+        """
+        if not isinstance(other, SoftmaxInferenceResults):
+            raise TypeError(
+                f"other must be SoftmaxInferenceResults, got {type(other).__name__}."
+            )
+        if np.isfinite(self.C) or np.isfinite(other.C):
+            raise ValueError(
+                "lr_test needs maximum likelihood fits (C=np.inf): the "
+                "likelihood ratio of penalized fits is not chi-squared."
+            )
+        if self.nobs != other.nobs:
+            raise ValueError(
+                f"The models were fitted on different data ({self.nobs:g} and "
+                f"{other.nobs:g} observations)."
+            )
+        small, large = sorted([self, other], key=lambda res: res.n_params)
+        df = large.n_params - small.n_params
+        if df == 0:
+            raise ValueError(
+                "The models have the same number of parameters; neither is "
+                "nested in the other."
+            )
+        statistic = 2.0 * (large.llf - small.llf)
+        return ChiSquaredTest(statistic, df, float(chi2.sf(statistic, df)))
+
+    def predict(self, X, alpha=None):
+        """Probabilities of every class with confidence intervals.
+
+        The interval for ``P(y = k | x)`` is built on the log-odds scale
+        ``logit p_k = log(p_k / (1 - p_k))``: a normal interval
+        ``logit p_k +/- z_{1-alpha/2} se``, with ``se`` from the delta method
+        (the gradient of ``logit p_k`` in the parameters is
+        ``(d_km - p_m) [1, x] / (1 - p_k)`` for class ``m``), mapped back by
+        the logistic function. The bounds lie in ``[0, 1]`` and are not
+        symmetric around ``p_k``, as they should not be near 0 or 1.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        alpha : float, default=None
+            The intervals cover with probability ``1 - alpha``; ``None`` uses
+            the ``alpha`` given to ``inference``.
+
+        Returns
+        -------
+        proba, ci_lower, ci_upper : ndarray of shape (n_samples, n_classes)
+            The probabilities and the bounds of their intervals, one column
+            per class, the reference included, in the estimator's
+            ``classes_`` order.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> res = SoftmaxClassifier(C=10.0).fit(X, y).inference(X, y)
+        >>> proba, lower, upper = res.predict(X[:2])
+        >>> bool(((lower <= proba) & (proba <= upper)).all())
+        True
+        """
+        alpha = _check_alpha(self.alpha if alpha is None else alpha)
+        Z = self._design(X)
+        logits = Z @ self._full_params().T
+        log_proba = log_softmax(logits, axis=1)
+        proba = np.exp(log_proba)
+        n, K = proba.shape
+        # Gradient of logit p_ik in theta_ma, all K classes, then in
+        # cov_params order.
+        M = np.eye(K)[None] - proba[:, None, :]
+        jacobian = M[..., None] * Z[:, None, None, :] / (1.0 - proba)[..., None, None]
+        jacobian = self._to_cov_order(jacobian)
+        se = np.sqrt(np.einsum("ikp,pq,ikq->ik", jacobian, self.cov_params, jacobian))
+        log_odds = log_proba - np.log1p(-proba)
+        half = norm.ppf(1.0 - alpha / 2.0) * se
+        return proba, expit(log_odds - half), expit(log_odds + half)
+
+    def _full_params(self):
+        """Contrasts of all K classes, shape ``(K, n_features + 1)``.
+
+        Column 0 is the intercept (zero without one); the reference row is
+        zero, so that its logit is the zero the others are measured from.
+        """
+        theta = np.zeros((len(self._all_classes), len(self.feature_names) + 1))
+        others = np.delete(np.arange(len(self._all_classes)), self._reference)
+        theta[others, 0] = self.intercept
+        theta[others, 1:] = self.coef
+        return theta
+
+    def _to_cov_order(self, jacobian):
+        """Keep the parameter axes ``(..., K, n_features + 1)`` of the
+        covariance: no reference row, no intercept column without one."""
+        others = np.delete(np.arange(len(self._all_classes)), self._reference)
+        jacobian = jacobian[..., others, int(not self._fit_intercept) :]
+        return jacobian.reshape(*jacobian.shape[:-2], -1)
+
+    def _design(self, X):
+        X = check_array(X, accept_sparse=["csr", "csc"], dtype=np.float64)
+        if X.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model has "
+                f"{len(self.feature_names)}."
+            )
+        X = X.toarray() if sparse.issparse(X) else X
+        return np.column_stack([np.ones(X.shape[0]), X])
+
+    def marginal_effects(self, X, at="overall", method="dydx"):
+        """Effects of the features on the probability of every class.
+
+        The effect of feature j on class k is the derivative
+        ``dP(y = k | x) / dx_j``, evaluated at each row of ``X`` and averaged
+        (``at="overall"``, the average marginal effect), or evaluated once at
+        the column means, medians or at zero. Standard errors come from the
+        delta method with the exact Jacobian of the effects in the
+        parameters; the effects of all classes sum to zero for each feature.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The rows to evaluate at, usually the training data.
+        at : {"overall", "mean", "median", "zero"}, default="overall"
+            Average the effects over the rows, or evaluate them at the mean,
+            the median of each column, or at all features zero.
+        method : {"dydx", "eyex", "dyex", "eydx"}, default="dydx"
+            ``"dydx"``: derivative of the probability; ``"eydx"``: of its
+            logarithm (a semi-elasticity, ``dydx / p``); ``"dyex"``: with
+            respect to the feature's logarithm (``dydx * x``); ``"eyex"``:
+            the elasticity ``dydx * x / p``. The transform applies per row,
+            before averaging.
+
+        Returns
+        -------
+        effects : MarginalEffects
+            Effects, standard errors, z statistics, p-values, intervals,
+            ``summary()`` and ``to_frame()``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> res = SoftmaxClassifier(C=10.0).fit(X, y).inference(X, y)
+        >>> me = res.marginal_effects(X)
+        >>> me.effects.shape  # classes by features
+        (3, 4)
+        >>> bool(abs(me.effects.sum(axis=0)).max() < 1e-12)
+        True
+        """
+        if at not in _AT:
+            raise ValueError(f"at must be one of {sorted(_AT)}, got {at!r}.")
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+        Z = _AT[at](self._design(X))
+        theta = self._full_params()
+        proba = softmax(Z @ theta.T, axis=1)
+        effects, jacobian = _effects_jacobian(Z, theta, proba, method)
+        jacobian = self._to_cov_order(jacobian)
+        flat = jacobian.reshape(effects.size, -1)
+        cov = flat @ self.cov_params @ flat.T
+        return MarginalEffects(
+            classes=self._all_classes,
+            feature_names=self.feature_names,
+            effects=effects,
+            cov=cov,
+            at=at,
+            method=method,
+            alpha=self.alpha,
+        )
 
     def to_frame(self, alpha=None):
         """The coefficient tables as one tidy pandas DataFrame.
@@ -331,13 +656,6 @@ class SoftmaxInferenceResults:
             One row per parameter, with columns ``class``, ``term``, ``coef``,
             ``std_err``, ``z``, ``p_value``, ``ci_lower`` and ``ci_upper``.
         """
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError(
-                "SoftmaxInferenceResults.to_frame requires pandas; install it "
-                "with `pip install pandas`, or use summary() for a text table."
-            ) from None
         alpha = _check_alpha(self.alpha if alpha is None else alpha)
         columns = [
             "class",
@@ -349,7 +667,173 @@ class SoftmaxInferenceResults:
             "ci_lower",
             "ci_upper",
         ]
-        return pd.DataFrame(self._table(alpha), columns=columns)
+        return _data_frame(
+            _wald_table(self._rows(), alpha),
+            columns,
+            "SoftmaxInferenceResults.to_frame",
+        )
+
+
+# Rows at which to evaluate the effects, given the design [1, X].
+_AT = {
+    "overall": lambda Z: Z,
+    "mean": lambda Z: Z.mean(axis=0, keepdims=True),
+    "median": lambda Z: np.median(Z, axis=0, keepdims=True),
+    "zero": lambda Z: np.eye(1, Z.shape[1]),
+}
+_METHODS = ("dydx", "eyex", "dyex", "eydx")
+
+
+def _effects_jacobian(Z, theta, proba, method):
+    """Mean over the rows of the effects, and their Jacobian in ``theta``.
+
+    With ``B`` the slopes of ``theta`` (reference row zero) and
+    ``D_ikj = B_kj - sum_l p_il B_lj``, the derivative of the probability is
+    ``p_ik D_ikj``; each method is ``F_ik G_ij D_ikj`` with ``F`` the
+    probabilities (``"dy"``) or one (``"ey"``, the logarithm) and ``G`` the
+    features (``"ex"``) or one. The derivatives of ``p_ik`` and ``D_ikj``
+    in ``theta_ma`` are ``p_ik (d_km - p_im) Z_ia`` and
+    ``(d_km - p_im) [a = j + 1] - p_im Z_ia D_imj``.
+
+    Returns the effects, shape ``(K, d)``, and the Jacobian, shape
+    ``(K, d, K, d + 1)`` over all of ``theta``.
+    """
+    n, K = proba.shape
+    slopes = theta[:, 1:]
+    D = slopes[None] - (proba @ slopes)[:, None, :]
+    F = proba if method.startswith("dy") else np.ones_like(proba)
+    G = Z[:, 1:] if method.endswith("ex") else np.ones_like(Z[:, 1:])
+    w = np.full(n, 1.0 / n)
+    effects = np.einsum("i,ik,ij,ikj->kj", w, F, G, D)
+    # d_km - p_im, shape (n, K, K).
+    M = np.eye(K)[None] - proba[:, None, :]
+    jacobian = -np.einsum("i,ik,ij,im,ia,imj->kjma", w, F, G, proba, Z, D)
+    slope_part = np.einsum("i,ik,ij,ikm->kjm", w, F, G, M)
+    d = slopes.shape[1]
+    jacobian[:, np.arange(d), :, np.arange(d) + 1] += slope_part.transpose(1, 0, 2)
+    if method.startswith("dy"):
+        jacobian += np.einsum("i,ij,ik,ikm,ia,ikj->kjma", w, G, proba, M, Z, D)
+    return effects, jacobian
+
+
+class MarginalEffects:
+    """Marginal effects of a softmax model with delta-method inference.
+
+    Returned by :meth:`SoftmaxInferenceResults.marginal_effects`.
+
+    Attributes
+    ----------
+    classes : ndarray of shape (n_classes,)
+        All class labels, one per row of ``effects``, the reference included.
+    feature_names : ndarray of shape (n_features,)
+    effects, effects_se, effects_z, effects_pvalue : ndarray
+        Effects, standard errors, z statistics and two-sided p-values, of
+        shape (n_classes, n_features).
+    cov : ndarray of shape (n_classes * n_features, n_classes * n_features)
+        Covariance of the effects, class by class.
+    at, method : str
+        Where and how the effects were evaluated.
+    alpha : float
+        Default level of ``conf_int``, ``summary`` and ``to_frame``.
+    """
+
+    def __init__(self, *, classes, feature_names, effects, cov, at, method, alpha):
+        self.classes = classes
+        self.feature_names = feature_names
+        self.effects = effects
+        self.cov = cov
+        self.at = at
+        self.method = method
+        self.alpha = alpha
+        self.effects_se = np.sqrt(np.clip(np.diag(cov), 0.0, None)).reshape(
+            effects.shape
+        )
+
+    @property
+    def effects_z(self):
+        return self.effects / self.effects_se
+
+    @property
+    def effects_pvalue(self):
+        return 2.0 * norm.sf(np.abs(self.effects_z))
+
+    def conf_int(self, alpha=None):
+        """Normal confidence intervals, shape ``(n_classes, n_features, 2)``.
+
+        Parameters
+        ----------
+        alpha : float, default=None
+            The intervals cover with probability ``1 - alpha``; ``None`` uses
+            the ``alpha`` of the inference results.
+
+        Returns
+        -------
+        ci : ndarray of shape (n_classes, n_features, 2)
+            Lower and upper bounds for ``effects``.
+        """
+        alpha = _check_alpha(self.alpha if alpha is None else alpha)
+        half = norm.ppf(1.0 - alpha / 2.0) * self.effects_se
+        return np.stack([self.effects - half, self.effects + half], axis=-1)
+
+    def _rows(self):
+        for k, label in enumerate(self.classes):
+            for j, name in enumerate(self.feature_names):
+                yield label, name, self.effects[k, j], self.effects_se[k, j]
+
+    def summary(self, alpha=None):
+        """A text report: one table of effects per class.
+
+        Parameters
+        ----------
+        alpha : float, default=None
+            Level of the confidence intervals; ``None`` uses the default.
+
+        Returns
+        -------
+        text : str
+        """
+        alpha = _check_alpha(self.alpha if alpha is None else alpha)
+        lines = [
+            "Softmax marginal effects".center(78).rstrip(),
+            f"Method: {self.method}    At: {self.at}",
+        ]
+        lines += _class_tables(
+            _wald_table(self._rows(), alpha), alpha, self.feature_names, "effect"
+        )
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+    def to_frame(self, alpha=None):
+        """The effects as one tidy pandas DataFrame.
+
+        Parameters
+        ----------
+        alpha : float, default=None
+            Level of the confidence intervals; ``None`` uses the default.
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+            One row per class and feature, with columns ``class``, ``term``,
+            ``effect``, ``std_err``, ``z``, ``p_value``, ``ci_lower`` and
+            ``ci_upper``.
+        """
+        alpha = _check_alpha(self.alpha if alpha is None else alpha)
+        columns = [
+            "class",
+            "term",
+            "effect",
+            "std_err",
+            "z",
+            "p_value",
+            "ci_lower",
+            "ci_upper",
+        ]
+        return _data_frame(
+            _wald_table(self._rows(), alpha), columns, "MarginalEffects.to_frame"
+        )
 
 
 class _Contrasts:
@@ -591,6 +1075,7 @@ def softmax_inference(
     fit_intercept,
     feature_names,
     cov_type,
+    groups,
     alpha,
 ):
     """Inference on the contrasts of a fitted softmax model.
@@ -610,7 +1095,9 @@ def softmax_inference(
     C : float
     fit_intercept : bool
     feature_names : ndarray of shape (n_features,)
-    cov_type : {"nonrobust", "HC0"}
+    cov_type : {"nonrobust", "HC0", "HC1", "cluster"}
+    groups : ndarray of shape (n_samples, n_ways) or None
+        Cluster labels, one column per way (one or two), for ``"cluster"``.
     alpha : float
 
     Returns
@@ -659,11 +1146,13 @@ def softmax_inference(
     _warn_unidentified(separated, curvature, point, n_steps, other_labels, terms)
     undefined[curvature.singular] = True
 
+    n_identified = n_other * rank
     inverse = curvature.inverse
-    if cov_type == "HC0":
+    if cov_type != "nonrobust":
         # With a penalty the bread is the penalized Hessian, the meat the
         # scores of the likelihood alone.
-        meat = problem.score_outer(point.x)[np.ix_(keep, keep)]
+        meat = _meat(problem, point.x, X, codes, weights, cov_type, groups)
+        meat = meat(weight_sum, n_identified)[np.ix_(keep, keep)]
         inverse = inverse @ meat @ inverse
     n_params = n_other * q
     cov = np.full((n_params, n_params), np.nan)
@@ -682,10 +1171,11 @@ def softmax_inference(
     else:
         # Nested in a model without intercepts: all parameters zero.
         llnull = -weight_sum * np.log(n_classes)
-    n_identified = n_other * rank
     return SoftmaxInferenceResults(
         classes=other_labels,
         reference_class=classes[reference],
+        all_classes=classes,
+        reference=reference,
         feature_names=np.asarray(feature_names, dtype=object),
         coef=estimates[:, int(fit_intercept) :],
         intercept=estimates[:, 0] if fit_intercept else np.zeros(n_other),
@@ -702,6 +1192,74 @@ def softmax_inference(
         n_newton_steps=n_steps,
         polish_shift=float(np.max(moved, initial=0.0)),
     )
+
+
+def _meat(problem, theta, X, codes, weights, cov_type, groups):
+    """The middle of the sandwich, a function of ``nobs`` and ``k``.
+
+    ``nobs`` is the sum of the frequency weights and ``k`` the number of
+    identified parameters; they enter the small-sample corrections, which
+    are statsmodels': ``nobs / (nobs - k)`` for ``"HC1"`` and, for each way
+    of clustering, ``G / (G - 1) (nobs - 1) / (nobs - k)`` with ``G``
+    clusters. Two-way clustering adds the meats of both ways and subtracts
+    that of their intersections (Cameron, Gelbach and Miller, 2011).
+    """
+    if cov_type in ("HC0", "HC1"):
+        meat = problem.score_outer(theta)
+        if cov_type == "HC0":
+            return lambda nobs, k: meat
+        return lambda nobs, k: meat * nobs / (nobs - k)
+    ways = [groups[:, j] for j in range(groups.shape[1])]
+    signs = [1.0] * len(ways)
+    if len(ways) == 2:
+        _, both = np.unique(groups, axis=0, return_inverse=True)
+        ways.append(both.ravel())
+        signs.append(-1.0)
+    scores = _cluster_scores(problem, theta, X, codes, weights)
+    meats = []
+    for sign, way in zip(signs, ways, strict=True):
+        summed = scores(way)
+        meats.append((sign, summed.shape[0], summed.T @ summed))
+
+    def corrected(nobs, k):
+        return sum(
+            sign * n_groups / (n_groups - 1.0) * (nobs - 1.0) / (nobs - k) * meat
+            for sign, n_groups, meat in meats
+        )
+
+    return corrected
+
+
+def _cluster_scores(problem, theta, X, codes, weights):
+    """A function from cluster codes to the clusters' summed scores.
+
+    The engine gives the weighted outer products of per-sample scores, not
+    the scores, and a cluster's meat needs their sums: with frequency weights
+    ``s_i``, the sum over its rows of ``s_i (e_{y_i} - p_i)`` (non-reference
+    classes) times ``[1, x_i]``, so that a weight of 2 counts as two rows of
+    the cluster. Returns arrays of shape ``(n_clusters, n_params)`` in
+    contrast order.
+    """
+    contrasts = problem.contrasts
+    W, b = problem.engine.unpack(contrasts.to_engine(theta))
+    logits = X @ W + b
+    residuals = np.eye(contrasts.n_classes)[codes] - softmax(logits, axis=1)
+    residuals = residuals[:, contrasts.others] * weights[:, None]
+    n = X.shape[0]
+    design = sparse.hstack([sparse.csr_matrix(X), np.ones((n, 1))], format="csr")
+    design = design[:, contrasts.order]
+
+    def summed(clusters):
+        indicator = sparse.csr_matrix(
+            (np.ones(n), (clusters, np.arange(n))), shape=(clusters.max() + 1, n)
+        )
+        blocks = [
+            indicator @ design.multiply(residuals[:, [m]]).tocsr()
+            for m in range(residuals.shape[1])
+        ]
+        return np.asarray(sparse.hstack(blocks).todense())
+
+    return summed
 
 
 def _warn_unidentified(separated, curvature, point, n_steps, labels, terms):
