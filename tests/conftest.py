@@ -17,3 +17,21 @@ PREDICT_METHODS = ["predict", "predict_proba", "predict_log_proba", "decision_fu
 def iris():
     """Iris as ``(X, y)``, fresh for each test, so a test may modify it."""
     return load_iris(return_X_y=True)
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """One local Dask cluster (worker processes) for the whole test run."""
+    pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client

@@ -72,7 +72,7 @@ def assert_same_optimum(
 
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("name", sorted(DATASETS))
-@pytest.mark.parametrize("C", [0.05, 1.0, 20.0])
+@pytest.mark.parametrize("C", [0.05, 1.0, pytest.param(20.0, marks=pytest.mark.slow)])
 def test_matches_logistic_regression(name, C, solver):
     X, y = DATASETS[name]()
     assert_same_optimum(X, y, C, solver=solver)

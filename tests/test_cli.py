@@ -3,6 +3,7 @@
 import io
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from sksoftmax._cli import main
 
 
 def test_demo_prints_the_comparison_table():
@@ -42,15 +45,42 @@ def test_unknown_command_fails_cleanly():
 
 
 def sksoftmax(*args, check=True):
-    run = subprocess.run(
-        [sys.executable, "-m", "sksoftmax", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """Run the command line in this process, as ``main`` does for the script.
+
+    Starting Python and importing scikit-learn and pandas costs seconds per
+    call; the entry point itself is run as a subprocess by the tests above and
+    by ``test_fit_and_predict_as_a_subprocess``.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main([str(arg) for arg in args])
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code
+    run = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
     if check:
         assert run.returncode == 0, run.stderr
     return run
+
+
+def test_fit_and_predict_as_a_subprocess(iris_table, tmp_path):
+    iris_table.to_csv(tmp_path / "iris.csv", index=False)
+    command = [sys.executable, "-m", "sksoftmax"]
+    subprocess.run(
+        [*command, "fit", tmp_path / "iris.csv", "--target", "species",
+         "--out", tmp_path / "m.skops"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    predicted = subprocess.run(
+        [*command, "predict", tmp_path / "m.skops", tmp_path / "iris.csv"],
+        check=True, capture_output=True, text=True, timeout=300,
+    ).stdout  # fmt: skip
+    assert predicted.splitlines()[0] == "label"
+    failed = subprocess.run(
+        [*command, "predict", tmp_path / "m.skops", tmp_path / "absent.csv"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
 
 
 @pytest.fixture(scope="module")

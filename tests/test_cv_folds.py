@@ -251,7 +251,13 @@ def _standardized(loader):
 
 
 @pytest.mark.parametrize(
-    "loader", [load_digits, load_wine, load_breast_cancer, load_iris]
+    "loader",
+    [
+        pytest.param(load_digits, marks=pytest.mark.slow),
+        load_wine,
+        load_breast_cancer,
+        load_iris,
+    ],
 )
 def test_default_grid_scores_at_least_as_well_as_logistic_regression_cv(loader):
     X, y = _standardized(loader)
@@ -280,6 +286,7 @@ def test_chosen_C_at_the_end_of_an_explicit_grid_warns(iris):
         )
 
 
+@pytest.mark.slow
 def test_integer_grid_is_extended_until_the_best_is_inside():
     X, y = _standardized(load_digits)
     ours = SoftmaxClassifierCV(Cs=6, cv=3).fit(X, y)

@@ -66,7 +66,13 @@ def test_matches_proximal_gradient_reference(wine, C, l1_ratio):
 
 
 @pytest.mark.parametrize(
-    "name, C", [("wine", 0.1), ("wine", 1.0), ("digits", 0.1), ("digits", 1.0)]
+    "name, C",
+    [
+        ("wine", 0.1),
+        ("wine", 1.0),
+        pytest.param("digits", 0.1, marks=pytest.mark.slow),
+        pytest.param("digits", 1.0, marks=pytest.mark.slow),
+    ],
 )
 @pytest.mark.parametrize("l1_ratio", [0.5, 1.0])
 def test_at_least_as_good_and_sparse_as_saga(name, C, l1_ratio, wine):

@@ -29,19 +29,6 @@ def problem():
     return X, y, weights
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    pytest.importorskip("dask.array")
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
-
-
 def _numpy(X, y, w):
     return X, y, w
 
