@@ -40,9 +40,14 @@ numpydoc_show_class_members = False
 # a summary that starts with an infinitive verb (SS05), and returns without a
 # name (RT02: scikit-learn names them, as in ``self : object``).
 numpydoc_validation_checks = {"all", "ES01", "SA01", "EX01", "SS05", "RT02"}
-# Built by SoftmaxClassifier.inference only: its constructor's parameters are
-# the documented attributes, not an API.
-numpydoc_validation_exclude = {r"\.SoftmaxInferenceResults$"}
+# Results built by the package only: their constructors' parameters are the
+# documented attributes, not an API (and a named tuple's fields carry
+# Python's own docstrings).
+numpydoc_validation_exclude = {
+    r"\.SoftmaxInferenceResults$",
+    r"\.MarginalEffects$",
+    r"\.ChiSquaredTest(\.\w+)?$",
+}
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",

@@ -791,6 +791,7 @@ class MarginalEffects:
         Returns
         -------
         text : str
+            The report, lines separated by newlines.
         """
         alpha = _check_alpha(self.alpha if alpha is None else alpha)
         lines = [
