@@ -6,20 +6,24 @@ are imported only when those commands run, so ``demo`` works without them.
 """
 
 import argparse
+import io
 import os
+import re
 import sys
 import time
 import warnings
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -325,21 +329,17 @@ def fit(args):
         + (", ".join(scaled) or "none")
     )
     if args.cv:
-        scores = cross_validate(
-            model,
-            X_train,
-            y_train,
-            cv=StratifiedKFold(args.cv, shuffle=True, random_state=0),
-            scoring=["accuracy", "neg_log_loss"],
-        )
-        accuracy, loss = scores["test_accuracy"], -scores["test_neg_log_loss"]
+        accuracy, loss = _cross_validate(model, X_train, y_train, args.cv)
         print(
             f"{args.cv}-fold cross-validation on the fitting part: "
             f"accuracy {accuracy.mean():.4f} +/- {accuracy.std():.4f}, "
             f"log loss {loss.mean():.4f} +/- {loss.std():.4f}"
         )
-    model.set_params(classifier__verbose=int(args.verbose))
-    model.fit(X_train, y_train)
+    if args.verbose:
+        model.set_params(classifier__verbose=1)
+        model.fit(X_train, y_train)
+    else:
+        _fit_with_progress(model, X_train, y_train)
     # The saved model should predict quietly wherever it is loaded and refit.
     model.set_params(classifier__verbose=0)
     if y_test is not None:
@@ -349,6 +349,55 @@ def fit(args):
     except OSError as exc:
         raise CommandError(f"cannot write {args.out}: {exc}") from exc
     print(f"\nmodel saved to {args.out}")
+
+
+def _progress(**kwargs):
+    """A progress bar on standard error (the tqdm of the cli extra)."""
+    try:
+        from tqdm import tqdm
+    except ImportError as exc:
+        raise CommandError(f"progress bars need tqdm: {_CLI_EXTRA}") from exc
+    return tqdm(file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)
+
+
+def _cross_validate(model, X, y, n_folds):
+    """Accuracy and log loss of each fold, with a bar over the folds."""
+    folds = StratifiedKFold(n_folds, shuffle=True, random_state=0).split(X, y)
+    accuracy, loss = [], []
+    with _progress(total=n_folds, desc="cross-validation", unit="fold") as bar:
+        for train, test in folds:
+            fold = clone(model).fit(X.iloc[train], y.iloc[train])
+            proba = fold.predict_proba(X.iloc[test])
+            accuracy.append(accuracy_score(y.iloc[test], fold.predict(X.iloc[test])))
+            loss.append(log_loss(y.iloc[test], proba, labels=fold.classes_))
+            bar.update(1)
+    return np.array(accuracy), np.array(loss)
+
+
+class _LiveFit(io.TextIOBase):
+    """Turns the solver's verbose lines into a live bar of objective and gradient."""
+
+    _LINE = re.compile(r"iter\s+(\d+)\s+objective (\S+)\s+max\|grad\| (\S+)")
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def write(self, text):
+        for line in text.splitlines():
+            found = self._LINE.search(line)
+            if found:
+                self.bar.update(1)
+                self.bar.set_postfix_str(
+                    f"objective {float(found[2]):.6g}, max|grad| {found[3]}"
+                )
+        return len(text)
+
+
+def _fit_with_progress(model, X, y):
+    with _progress(desc="fitting", unit="iter") as bar:
+        model.set_params(classifier__verbose=1)
+        with redirect_stdout(_LiveFit(bar)):
+            model.fit(X, y)
 
 
 def _load_model(path):

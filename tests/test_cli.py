@@ -344,3 +344,16 @@ def test_mixed_type_categories_encode_at_fit_and_predict(iris_table, tmp_path):
     numeric_only.to_csv(tmp_path / "numeric.csv", index=False)
     out = sksoftmax("predict", tmp_path / "m.skops", tmp_path / "numeric.csv").stdout
     assert out.splitlines()[0] == "label" and len(out.splitlines()) == len(table) + 1
+
+
+def test_fit_shows_progress_over_folds_and_iterations(iris_table, tmp_path):
+    pytest.importorskip("tqdm")
+    iris_table.to_csv(tmp_path / "iris.csv", index=False)
+    run = sksoftmax(
+        "fit", tmp_path / "iris.csv", "--target", "species", "--cv", "3",
+        "--out", tmp_path / "m.skops",
+    )  # fmt: skip
+    assert "cross-validation" in run.stderr and "/3 " in run.stderr
+    assert "fitting" in run.stderr and "objective" in run.stderr
+    assert "max|grad|" in run.stderr and "iter " not in run.stdout
+    assert "3-fold cross-validation on the fitting part: accuracy" in run.stdout
