@@ -187,13 +187,11 @@ def _print_metrics(model, X_test, y_test):
         y_test, predicted, labels=classes, zero_division=0
     )
     print(f"\nheld-out part: {len(y_test)} rows")
-    _print_table(
-        ["metric", "value"],
-        [
-            ["accuracy", f"{accuracy_score(y_test, predicted):.4f}"],
-            ["log loss", f"{log_loss(y_test, proba, labels=classes):.4f}"],
-        ],
-    )
+    metrics = [
+        ["accuracy", f"{accuracy_score(y_test, predicted):.4f}"],
+        ["log loss", f"{log_loss(y_test, proba, labels=classes):.4f}"],
+    ]
+    _print_table(["metric", "value"], metrics)
     print()
     _print_table(
         ["class", "precision", "recall", "support"],
@@ -202,6 +200,7 @@ def _print_metrics(model, X_test, y_test):
             for label, p, r, n in zip(classes, precision, recall, support, strict=True)
         ],
     )
+    return metrics
 
 
 def _check_columns(data, wanted, source):
@@ -289,6 +288,14 @@ def fit(args):
     """Fit a Pipeline on a table, report held-out metrics, save it with skops."""
     _, sio = _import_cli_extra()
     _refuse_overwrite(args.out, [args.data], args.force)
+    if args.report:
+        if args.test_size == 0:
+            raise CommandError(
+                "--report shows held-out metrics: --test-size must be > 0"
+            )
+        page = Path(args.report) / "index.html"
+        if page.exists() and not args.force:
+            raise CommandError(f"{page} exists; pass --force to replace it")
     X, y = _features_and_target(
         _read_table(args.data, args.sep), args.target, args.data, args.id_column
     )
@@ -335,15 +342,13 @@ def fit(args):
             f"accuracy {accuracy.mean():.4f} +/- {accuracy.std():.4f}, "
             f"log loss {loss.mean():.4f} +/- {loss.std():.4f}"
         )
-    if args.verbose:
-        model.set_params(classifier__verbose=1)
-        model.fit(X_train, y_train)
-    else:
-        _fit_with_progress(model, X_train, y_train)
+    trace = _fit_with_progress(model, X_train, y_train, echo=args.verbose)
     # The saved model should predict quietly wherever it is loaded and refit.
     model.set_params(classifier__verbose=0)
     if y_test is not None:
-        _print_metrics(model, X_test, y_test)
+        metrics = _print_metrics(model, X_test, y_test)
+        if args.report:
+            _write_report(args.report, model, X_test, y_test, metrics, trace)
     try:
         sio.dump(model, args.out)
     except OSError as exc:
@@ -375,17 +380,22 @@ def _cross_validate(model, X, y, n_folds):
 
 
 class _LiveFit(io.TextIOBase):
-    """Turns the solver's verbose lines into a live bar of objective and gradient."""
+    """The solver's verbose lines as a live bar, a trace and, asked, an echo."""
 
     _LINE = re.compile(r"iter\s+(\d+)\s+objective (\S+)\s+max\|grad\| (\S+)")
 
-    def __init__(self, bar):
+    def __init__(self, bar, echo):
         self.bar = bar
+        self.echo = echo
+        self.trace = []
 
     def write(self, text):
+        if self.echo is not None:
+            self.echo.write(text)
         for line in text.splitlines():
             found = self._LINE.search(line)
             if found:
+                self.trace.append((int(found[1]), float(found[2]), float(found[3])))
                 self.bar.update(1)
                 self.bar.set_postfix_str(
                     f"objective {float(found[2]):.6g}, max|grad| {found[3]}"
@@ -393,11 +403,28 @@ class _LiveFit(io.TextIOBase):
         return len(text)
 
 
-def _fit_with_progress(model, X, y):
-    with _progress(desc="fitting", unit="iter") as bar:
+def _fit_with_progress(model, X, y, echo=False):
+    """Fit with a live bar; returns the trace (iteration, objective, max|grad|).
+
+    With ``echo`` the solver's lines are also printed, as with ``--verbose``.
+    """
+    with _progress(desc="fitting", unit="iter", disable=echo) as bar:
+        live = _LiveFit(bar, sys.stdout if echo else None)
         model.set_params(classifier__verbose=1)
-        with redirect_stdout(_LiveFit(bar)):
+        with redirect_stdout(live):
             model.fit(X, y)
+    return live.trace
+
+
+def _write_report(folder, model, X_test, y_test, metrics, trace):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise CommandError(f"--report needs matplotlib: {_CLI_EXTRA}") from exc
+    from ._report import write_report
+
+    page = write_report(folder, model, X_test, y_test, metrics, trace)
+    print(f"report written to {page}")
 
 
 def _load_model(path):
@@ -542,6 +569,13 @@ def _parser():
         metavar="COL",
         help="read COL as numbers, its non-numeric values as missing (replaced "
         "by the median); repeat for more columns",
+    )
+    fit_parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write an HTML page (DIR/index.html) with the held-out metrics, a "
+        "confusion matrix, reliability curves, the coefficients and the "
+        "convergence trace",
     )
     fit_parser.add_argument(
         "--id-column",

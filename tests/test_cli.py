@@ -357,3 +357,32 @@ def test_fit_shows_progress_over_folds_and_iterations(iris_table, tmp_path):
     assert "fitting" in run.stderr and "objective" in run.stderr
     assert "max|grad|" in run.stderr and "iter " not in run.stdout
     assert "3-fold cross-validation on the fitting part: accuracy" in run.stdout
+
+
+def test_report_writes_a_page_whose_numbers_are_the_printed_ones(iris_table, tmp_path):
+    pytest.importorskip("matplotlib")
+    iris_table.to_csv(tmp_path / "iris.csv", index=False)
+    report = tmp_path / "report"
+    run = sksoftmax(
+        "fit", tmp_path / "iris.csv", "--target", "species",
+        "--out", tmp_path / "m.skops", "--report", report,
+    )  # fmt: skip
+    page = (report / "index.html").read_text()
+    for name in ["confusion.png", "calibration.png", "coefficients.png"]:
+        assert (report / name).stat().st_size > 1000 and name in page
+    assert (report / "convergence.png").stat().st_size > 1000
+    lines = run.stdout.splitlines()
+    accuracy = next(line.split()[-1] for line in lines if line.startswith("accuracy"))
+    loss = next(line.split()[-1] for line in lines if line.startswith("log loss"))
+    assert f"<td>accuracy</td><td>{accuracy}</td>" in page
+    assert f"<td>log loss</td><td>{loss}</td>" in page
+    again = sksoftmax(
+        "fit", tmp_path / "iris.csv", "--target", "species", "--force",
+        "--out", tmp_path / "m.skops", "--report", report,
+    )  # fmt: skip
+    assert again.returncode == 0
+    refused = sksoftmax(
+        "fit", tmp_path / "iris.csv", "--target", "species",
+        "--out", tmp_path / "m2.skops", "--report", report, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "--force" in refused.stderr
