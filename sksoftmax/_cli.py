@@ -272,6 +272,36 @@ def _numeric_with_strays(X, coerce):
     return X
 
 
+def _refuse_infinite(X, numeric, source):
+    """Name a numeric column holding an infinity (scikit-learn would not)."""
+    for column in numeric:
+        values = X[column].to_numpy(dtype=float, na_value=np.nan)
+        rows = np.flatnonzero(np.isinf(values))
+        if rows.size:
+            raise CommandError(
+                f"column {column!r} of {source} holds an infinite value in data "
+                f"row(s) {', '.join(str(r + 1) for r in rows[:5])}"
+            )
+
+
+def _as_numbers(X, numeric, source):
+    """Numeric columns of a table to predict on, naming any that are not numbers."""
+    import pandas as pd
+
+    X = X.copy()
+    for column in numeric:
+        converted = pd.to_numeric(X[column], errors="coerce")
+        bad = X[column][converted.isna() & X[column].notna()]
+        if len(bad):
+            raise CommandError(
+                f"column {column!r} of {source} should hold numbers, but data "
+                f"row {int(bad.index[0]) + 1} holds {bad.iloc[0]!r}"
+            )
+        X[column] = converted
+    _refuse_infinite(X, numeric, source)
+    return X
+
+
 def _refuse_overwrite(out, inputs, force):
     """Never write over an input file, nor over any file without --force."""
     out = Path(out)
@@ -303,6 +333,7 @@ def fit(args):
     model, categorical = _pipeline(X, args.C, args.class_weight, args.coerce_numeric)
     X = _categories_as_text(X, categorical)
     coerced = set(args.coerce_numeric or [])
+    _refuse_infinite(X, [c for c in X.columns if c not in categorical], args.data)
     incomplete = [
         str(c)
         for c in X.columns
@@ -473,7 +504,12 @@ def predict(args):
     categorical = [
         c for name, _, cols in features.transformers_ if name == "onehot" for c in cols
     ]
+    by_step = {name: list(cols) for name, _, cols in features.transformers_}
     X = _categories_as_text(data[columns], categorical)
+    X = _as_numbers(X, by_step.get("scale", []), args.data)
+    for column in by_step.get("coerced", []):
+        # As in fit: what is not a number is missing, then the median.
+        X[column] = pd.to_numeric(X[column], errors="coerce")
     out = pd.DataFrame({"label": model.predict(X)})
     if args.id_column:
         out.insert(0, args.id_column, data[args.id_column].to_numpy())

@@ -386,3 +386,24 @@ def test_report_writes_a_page_whose_numbers_are_the_printed_ones(iris_table, tmp
         "--out", tmp_path / "m2.skops", "--report", report, check=False,
     )  # fmt: skip
     assert refused.returncode == 1 and "--force" in refused.stderr
+
+
+def test_bad_values_are_named_with_their_column(iris_table, fitted, tmp_path):
+    folder, _ = fitted
+    table = iris_table.copy()
+    table.loc[3, "petal width (cm)"] = np.inf
+    table.to_csv(tmp_path / "inf.csv", index=False)
+    run = sksoftmax(
+        "fit", tmp_path / "inf.csv", "--target", "species",
+        "--out", tmp_path / "m.skops", check=False,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert "column 'petal width (cm)'" in run.stderr and "row(s) 4" in run.stderr
+    text = iris_table.astype({"sepal width (cm)": object})
+    text.loc[7, "sepal width (cm)"] = "abc"
+    text.to_csv(tmp_path / "text.csv", index=False)
+    run = sksoftmax(
+        "predict", folder / "model.skops", tmp_path / "text.csv", check=False
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "column 'sepal width (cm)'" in run.stderr and "'abc'" in run.stderr
