@@ -16,6 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sksoftmax._cli import main
 
 
+@pytest.mark.slow
 def test_demo_prints_the_comparison_table():
     out = subprocess.run(
         [sys.executable, "-m", "sksoftmax", "demo"],
@@ -63,6 +64,7 @@ def sksoftmax(*args, check=True):
     return run
 
 
+@pytest.mark.slow
 def test_fit_and_predict_as_a_subprocess(iris_table, tmp_path):
     iris_table.to_csv(tmp_path / "iris.csv", index=False)
     command = [sys.executable, "-m", "sksoftmax"]

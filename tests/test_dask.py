@@ -63,6 +63,7 @@ def test_fit_equals_in_memory_fit_and_runs_on_the_workers(client, data, params):
     assert {t["worker"] for t in evaluations} == workers
 
 
+@pytest.mark.slow
 def test_string_labels_in_memory_and_float32(client, data):
     X, y, _ = data
     names = np.array(["b", "c", "a"])[y]
@@ -95,6 +96,7 @@ def test_predictions_are_lazy_and_equal_numpy(client, data, n_classes):
         np.testing.assert_allclose(computed, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_misaligned_chunks_are_rechunked(client, data):
     X, y, weights = data
     expected = SoftmaxClassifier(**TIGHT).fit(X, y, sample_weight=weights)

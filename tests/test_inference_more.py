@@ -176,6 +176,7 @@ def test_hc1_is_hc0_with_statsmodels_correction(anes96, fitted):
     assert_cov_matches(res, cov_white_simple(ref, use_correction=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", ["HC1", "cluster"])
 def test_robust_covariance_counts_weights_as_rows(anes96, cov_type):
     X, y = anes96
