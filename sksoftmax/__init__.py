@@ -1,6 +1,6 @@
 """Softmax (multinomial logistic) regression as a scikit-learn estimator."""
 
-from ._classifier import SoftmaxClassifier
+from ._classifier import SoftmaxClassifier, inference
 from ._cv import SoftmaxClassifierCV
 from ._inference import ChiSquaredTest, MarginalEffects, SoftmaxInferenceResults
 from ._onnx import register_onnx_converter
@@ -16,6 +16,7 @@ __all__ = [
     "SoftmaxClassifier",
     "SoftmaxClassifierCV",
     "SoftmaxInferenceResults",
+    "inference",
     "register_onnx_converter",
     "softmax_path",
     "__version__",

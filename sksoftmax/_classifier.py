@@ -305,6 +305,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             "cov_type": [StrOptions({"nonrobust", "HC0", "HC1", "cluster"})],
             "groups": ["array-like", None],
             "alpha": [Interval(Real, 0, 1, closed="neither")],
+            "feature_names": ["array-like", None],
         },
         prefer_skip_nested_validation=True,
     )
@@ -318,6 +319,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         cov_type="nonrobust",
         groups=None,
         alpha=0.05,
+        feature_names=None,
     ):
         """Standard errors, tests and confidence intervals of the coefficients.
 
@@ -358,6 +360,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             each way added, that of their intersections subtracted.
         alpha : float, default=0.05
             Default level of the confidence intervals in the results.
+        feature_names : array-like of shape (n_features,), default=None
+            Names of the columns of ``X`` in the results; ``None`` means
+            ``feature_names_in_`` when fitted on named columns, else ``x0,
+            x1, ...``. :func:`sksoftmax.inference` passes a pipeline's
+            ``get_feature_names_out()``.
 
         Returns
         -------
@@ -424,9 +431,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         weights, _ = effective_weights(
             sample_weight, codes, self.classes_, self.class_weight
         )
-        feature_names = getattr(self, "feature_names_in_", None)
+        if feature_names is None:
+            feature_names = getattr(self, "feature_names_in_", None)
         if feature_names is None:
             feature_names = np.array([f"x{j}" for j in range(self.n_features_in_)])
+        feature_names = np.asarray(feature_names, dtype=object)
+        if feature_names.shape != (self.n_features_in_,):
+            raise ValueError(
+                f"feature_names has {feature_names.size} entries; X has "
+                f"{self.n_features_in_} columns."
+            )
         coef, intercept = move_to(self.coef_, self.intercept_, xp=np, device="cpu")
         return softmax_inference(
             X,
@@ -550,3 +564,60 @@ def _init_signature(cls):
 
 
 SoftmaxClassifier.__signature__ = _init_signature(SoftmaxClassifier)
+
+
+def inference(estimator, X, y, sample_weight=None, **kwargs):
+    """Inference of a fitted SoftmaxClassifier, also at the end of a Pipeline.
+
+    For a :class:`~sklearn.pipeline.Pipeline` whose last step is a fitted
+    :class:`SoftmaxClassifier`, ``X`` goes through the other steps and the
+    results name their terms by ``get_feature_names_out()`` of those steps
+    (``onehot__colour_red``, ``scale__age``...), so the coefficients of
+    encoded and scaled columns can be read as such.
+
+    Parameters
+    ----------
+    estimator : SoftmaxClassifier or Pipeline
+        Fitted, on the training data that ``X`` and ``y`` are.
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        The training data, before the pipeline's transformations.
+    y : array-like of shape (n_samples,)
+        The training labels.
+    sample_weight : array-like of shape (n_samples,), default=None
+        As in :meth:`SoftmaxClassifier.inference`.
+    **kwargs : dict
+        ``reference_class``, ``cov_type``, ``groups``, ``alpha``, as in
+        :meth:`SoftmaxClassifier.inference`.
+
+    Returns
+    -------
+    results : SoftmaxInferenceResults
+        As :meth:`SoftmaxClassifier.inference` returns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from sklearn.compose import make_column_transformer
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    >>> from sksoftmax import SoftmaxClassifier, inference
+    >>> X, y = load_iris(return_X_y=True, as_frame=True)
+    >>> X["size"] = np.where(X["sepal length (cm)"] > 5.8, "large", "small")
+    >>> model = make_pipeline(
+    ...     make_column_transformer(
+    ...         (OneHotEncoder(drop="first"), ["size"]),
+    ...         (StandardScaler(), ["petal width (cm)"]),
+    ...     ),
+    ...     SoftmaxClassifier(C=1.0),
+    ... ).fit(X, y)
+    >>> inference(model, X, y).feature_names.tolist()
+    ['onehotencoder__size_small', 'standardscaler__petal width (cm)']
+    """
+    if hasattr(estimator, "steps"):
+        features = estimator[:-1]
+        X = features.transform(X)
+        kwargs.setdefault("feature_names", features.get_feature_names_out())
+        estimator = estimator[-1]
+    return estimator.inference(X, y, sample_weight, **kwargs)

@@ -5,6 +5,8 @@ independent computation in the test (statsmodels' per-row derivatives with a
 complex-step Jacobian, finite differences, repeated rows).
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import statsmodels.api as sm
@@ -298,3 +300,43 @@ def test_predict_matches_a_finite_difference_delta_method(anes96, fitted):
     assert_rel(lower.ravel(), expit(log_odds(flat) - half), 1e-6)
     assert_rel(upper.ravel(), expit(log_odds(flat) + half), 1e-6)
     assert np.all((0 < lower) & (lower < proba) & (proba < upper) & (upper < 1))
+
+
+def _table_with_a_category():
+    """Overlapping classes (no separation) with a numeric and a text column."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, size=300),
+            "region": rng.choice(["north", "south", "west"], size=300),
+        }
+    )
+    y = rng.integers(0, 3, size=300)
+    return X, y
+
+
+@pytest.mark.parametrize("drop", ["first", None])
+def test_inference_through_a_pipeline_names_the_encoded_columns(drop):
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from sksoftmax import inference
+
+    X, y = _table_with_a_category()
+    features = make_column_transformer(
+        (OneHotEncoder(drop=drop), ["region"]), (StandardScaler(), ["age"])
+    )
+    model = make_pipeline(features, SoftmaxClassifier(C=np.inf, tol=1e-10)).fit(X, y)
+    names = model[:-1].get_feature_names_out()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = inference(model, X, y)
+    np.testing.assert_array_equal(results.feature_names, names)
+    direct = model[-1].inference(model[:-1].transform(X), y)
+    np.testing.assert_allclose(results.coef_se, direct.coef_se, equal_nan=True)
+    collinear = any("collinear" in str(w.message) for w in caught)
+    # Without drop the one-hot columns sum to the intercept's column of ones.
+    assert collinear == (drop is None)
+    assert np.isnan(results.coef_se).any() == (drop is None)
