@@ -23,9 +23,12 @@ from ._path import fit_path
 from ._solvers import SOLVERS
 from ._validation import (
     canonical_sparse,
+    check_dask_frame_names,
     check_label_values,
+    dask_frame_to_array,
     effective_weights,
     is_dask_array,
+    is_dask_frame,
     validate_training_X,
 )
 
@@ -40,6 +43,10 @@ def _lazy_on_dask(method):
 
     @functools.wraps(method)
     def dispatch(self, X):
+        if is_dask_frame(X):
+            check_is_fitted(self)
+            check_dask_frame_names(self, X, reset=False)
+            X = dask_frame_to_array(X)
         if is_dask_array(X):
             check_is_fitted(self)
             # Imported here: dask is an optional dependency.

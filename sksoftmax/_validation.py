@@ -29,6 +29,48 @@ def is_dask_array(X):
     return array is not None and isinstance(X, array.Array)
 
 
+def is_dask_frame(X):
+    """Whether X is a dask DataFrame or Series (without importing dask)."""
+    frame = sys.modules.get("dask.dataframe")
+    return frame is not None and isinstance(X, frame.DataFrame | frame.Series)
+
+
+def check_dask_frame_names(estimator, X, *, reset):
+    """Record, or check against the record, the column names of a dask DataFrame.
+
+    scikit-learn's own check reads pandas and dataframe-protocol columns, which
+    a dask DataFrame is not; its string column names are recorded as
+    ``feature_names_in_`` the same way.
+    """
+    names = np.asarray(list(X.columns), dtype=object)
+    named = names.size > 0 and all(isinstance(name, str) for name in names)
+    if reset:
+        if named:
+            estimator.feature_names_in_ = names
+        elif hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+        return
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is not None and not np.array_equal(fitted, names):
+        raise ValueError(
+            "The feature names should match those that were passed during fit: "
+            f"fitted on {fitted.tolist()}, got {names.tolist()}."
+        )
+
+
+def dask_frame_to_array(X):
+    """A dask DataFrame or Series as a dask array with known row chunks.
+
+    Categorical columns (labels) become their categories' values; the row
+    counts of the partitions are computed, not the data.
+    """
+    dtype = getattr(X, "dtype", None)
+    categories = getattr(dtype, "categories", None)
+    if categories is not None:
+        X = X.astype(categories.dtype)
+    return X.to_dask_array(lengths=True)
+
+
 def validate_training_X(estimator, X, y):
     """Check training data as scikit-learn does, recording its width and names.
 
@@ -41,6 +83,13 @@ def validate_training_X(estimator, X, y):
     X : validated array, sparse CSR/CSC matrix or dask array
     y : array-like
     """
+    if is_dask_frame(X):
+        # Names from the columns, then the rows stay chunked on the workers.
+        check_dask_frame_names(estimator, X, reset=True)
+        X = dask_frame_to_array(X)
+        if is_dask_frame(y):
+            y = dask_frame_to_array(y)
+        return _dask_training_X(estimator, X, y, names_checked=True)
     if not is_dask_array(X):
         check_label_values(y)
         xp, _ = get_namespace(X)
@@ -53,6 +102,11 @@ def validate_training_X(estimator, X, y):
             order="C",
         )
         return canonical_sparse(X), y
+    return _dask_training_X(estimator, X, y)
+
+
+def _dask_training_X(estimator, X, y, names_checked=False):
+    """Checks of a dask array X that need no computation of its values."""
     if X.ndim != 2:
         raise ValueError(
             f"Expected a 2-dimensional dask array for X, got {X.ndim} dimension(s)."
@@ -77,7 +131,8 @@ def validate_training_X(estimator, X, y):
     if X.numblocks[1] > 1:
         X = X.rechunk({1: -1})
     _check_n_features(estimator, X, reset=True)
-    _check_feature_names(estimator, X, reset=True)
+    if not names_checked:
+        _check_feature_names(estimator, X, reset=True)
     return X, y
 
 

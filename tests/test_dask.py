@@ -153,3 +153,27 @@ def test_inference_refuses_dask_input(client, data):
     clf = SoftmaxClassifier().fit(X, y)
     with pytest.raises(TypeError, match="compute X"):
         clf.inference(da.from_array(X), y)
+
+
+def test_dask_dataframe_fits_on_the_workers_with_names_and_categorical_labels(
+    client, data
+):
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X, y, _ = data
+    names = [f"f{j}" for j in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=names)
+    frame["label"] = pd.Categorical(np.array(["low", "mid", "high"])[y])
+    ddf = dd.from_pandas(frame, npartitions=4)
+    ours = SoftmaxClassifier(**TIGHT).fit(ddf[names], ddf["label"])
+    memory = SoftmaxClassifier(**TIGHT).fit(frame[names], frame["label"].astype(str))
+    np.testing.assert_array_equal(ours.feature_names_in_, names)
+    np.testing.assert_array_equal(ours.classes_, memory.classes_)
+    np.testing.assert_allclose(ours.coef_, memory.coef_, atol=1e-6)
+    lazy = ours.predict_proba(ddf[names])
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_allclose(
+        lazy.compute(), memory.predict_proba(frame[names]), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="feature names"):
+        ours.predict(ddf[names[::-1]])
