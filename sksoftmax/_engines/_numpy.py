@@ -24,6 +24,9 @@ _BLOCK_BYTES = 1 << 18
 # Bytes of one block of per-sample scores, rows x (n_features + 1) K, when the
 # dense Hessian or the score products are formed.
 _SECOND_ORDER_BLOCK_BYTES = 1 << 26
+# Bytes of one block of scaled rows when the column moments are computed: a
+# few such copies must stay small next to the n x K logits of any fit.
+_MOMENTS_BLOCK_BYTES = 1 << 17
 
 
 def _row_slices(X, n_rows):
@@ -70,6 +73,16 @@ def _kron_rows(design, factors):
         (data.ravel(), indices.ravel(), design.indptr * n_classes),
         shape=(n_rows, design.shape[1] * n_classes),
     )
+
+
+def _scaled_float64(block, scale, rescale):
+    """``block`` in float64, its columns divided by ``scale`` when ``rescale``."""
+    if sparse.issparse(block):
+        block = block.astype(np.float64)
+        return block @ sparse.diags(1.0 / scale) if rescale else block
+    if rescale:
+        return block / scale
+    return block.astype(np.float64, copy=False)
 
 
 def _weighted_product(left, right, weights):
@@ -145,35 +158,39 @@ class NumPyEngine(ParameterLayout):
     def _column_moments(self):
         X = self.X
         if sparse.issparse(X):
-            magnitude = abs(X).max(axis=0).toarray().ravel().astype(np.float64)
+            magnitude = abs(X).max(axis=0).toarray().ravel()
         else:
             magnitude = np.maximum(X.max(axis=0, initial=0), -X.min(axis=0, initial=0))
-        magnitude = np.where(magnitude > 0, magnitude, 1.0).astype(np.float64)
-        n_rows = max(1, _SECOND_ORDER_BLOCK_BYTES // (8 * max(self.n_features, 1)))
+        # Squares of values beyond 1e150 overflow and below 1e-150 underflow:
+        # only such columns are divided by their largest magnitude first, a
+        # pass that would otherwise cost as much as the moments themselves.
+        magnitude = magnitude.astype(np.float64)
+        scale = np.where((magnitude > 1e-150) & (magnitude < 1e150), 1.0, magnitude)
+        scale[magnitude == 0.0] = 1.0
+        rescale = bool(np.any(scale != 1.0))
+        # Small blocks: each makes float64 copies of its rows, and a fit's
+        # peak memory is bounded by its n x K logits, not by X.
+        n_rows = max(1, _MOMENTS_BLOCK_BYTES // (8 * max(self.n_features, 1)))
         blocks = _row_slices(X, n_rows)
         mean = np.zeros(self.n_features)
         for rows, block in blocks:
-            scaled = (
-                block.astype(np.float64) @ sparse.diags(1.0 / magnitude)
-                if sparse.issparse(block)
-                else block / magnitude
-            )
+            scaled = _scaled_float64(block, scale, rescale)
             mean += np.asarray(scaled.T @ self.weights[rows].astype(np.float64)).ravel()
         # Centred in a second pass for dense X, so that a column far from zero
         # (or constant) keeps its spread; sparse X cannot be centred in place.
         var = np.zeros(self.n_features)
         for rows, block in blocks:
             weights = self.weights[rows].astype(np.float64)
-            if sparse.issparse(block):
-                scaled = block.astype(np.float64) @ sparse.diags(1.0 / magnitude)
+            scaled = _scaled_float64(block, scale, rescale)
+            if sparse.issparse(scaled):
                 var += scaled.power(2).T @ weights
             else:
-                centred = block / magnitude - mean
+                centred = scaled - mean
                 var += np.einsum("ij,ij,i->j", centred, centred, weights)
         if sparse.issparse(X):
             var -= mean**2
         std = np.sqrt(np.maximum(var, 0.0))
-        return mean * magnitude, std * magnitude
+        return mean * scale, std * scale
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` puts every weighted sample strictly in its own class."""
