@@ -168,9 +168,13 @@ class NumPyEngine(ParameterLayout):
         scale = np.where((magnitude > 1e-150) & (magnitude < 1e150), 1.0, magnitude)
         scale[magnitude == 0.0] = 1.0
         rescale = bool(np.any(scale != 1.0))
-        # Small blocks: each makes float64 copies of its rows, and a fit's
-        # peak memory is bounded by its n x K logits, not by X.
+        # Small dense blocks: each makes float64 copies of its rows, and a
+        # fit's peak memory is bounded by its n x K logits, not by X. Sparse
+        # copies are the size of the stored entries: one block, since many
+        # small sparse products cost far more than one.
         n_rows = max(1, _MOMENTS_BLOCK_BYTES // (8 * max(self.n_features, 1)))
+        if sparse.issparse(X):
+            n_rows = max(1, X.shape[0])
         blocks = _row_slices(X, n_rows)
         mean = np.zeros(self.n_features)
         for rows, block in blocks:
