@@ -114,6 +114,14 @@ def _data_frame(rows, columns, method):
     return pd.DataFrame(rows, columns=columns)
 
 
+def _wald_frame(rows, alpha, estimate, method):
+    """A :func:`_wald_table` as a DataFrame; ``estimate`` names its third column."""
+    columns = ["class", "term", estimate, "std_err", "z", "p_value"]
+    return _data_frame(
+        _wald_table(rows, alpha), columns + ["ci_lower", "ci_upper"], method
+    )
+
+
 class SoftmaxInferenceResults:
     """Estimates, standard errors and tests of a softmax model's contrasts.
 
@@ -657,20 +665,8 @@ class SoftmaxInferenceResults:
             ``std_err``, ``z``, ``p_value``, ``ci_lower`` and ``ci_upper``.
         """
         alpha = _check_alpha(self.alpha if alpha is None else alpha)
-        columns = [
-            "class",
-            "term",
-            "coef",
-            "std_err",
-            "z",
-            "p_value",
-            "ci_lower",
-            "ci_upper",
-        ]
-        return _data_frame(
-            _wald_table(self._rows(), alpha),
-            columns,
-            "SoftmaxInferenceResults.to_frame",
+        return _wald_frame(
+            self._rows(), alpha, "coef", "SoftmaxInferenceResults.to_frame"
         )
 
 
@@ -822,19 +818,7 @@ class MarginalEffects:
             ``ci_upper``.
         """
         alpha = _check_alpha(self.alpha if alpha is None else alpha)
-        columns = [
-            "class",
-            "term",
-            "effect",
-            "std_err",
-            "z",
-            "p_value",
-            "ci_lower",
-            "ci_upper",
-        ]
-        return _data_frame(
-            _wald_table(self._rows(), alpha), columns, "MarginalEffects.to_frame"
-        )
+        return _wald_frame(self._rows(), alpha, "effect", "MarginalEffects.to_frame")
 
 
 class _Contrasts:
