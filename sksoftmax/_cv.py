@@ -24,7 +24,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from ._classifier import SoftmaxClassifier
-from ._engines import make_engine, subset_data
+from ._engines import TrainingData, make_engine, subset_data
 from ._path import check_Cs, fit_path
 from ._penalty import ElasticNet, strongest_C
 from ._validation import effective_weights, encode_labels, validate_training_X
@@ -469,15 +469,11 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
                 self.fit_intercept,
             )
             totals = np.bincount(whole.codes, weights=whole.weights)
-            priors = totals / totals.sum()
-            params = np.zeros(engine.n_params)
-            if self.fit_intercept:
-                log_priors = np.log(priors)
-                engine.unpack(params)[1][...] = log_priors - log_priors.mean()
-            _, grad = engine.loss_gradient(params)
+            data = TrainingData(engine, whole.classes, totals)
+            _, grad = engine.loss_gradient(data.null_params())
             grad_W, _ = engine.unpack(grad)
             for l1_ratio in l1_ratios:
-                strongest = strongest_C(grad_W, totals.sum(), l1_ratio)
+                strongest = strongest_C(grad_W, data.weight_sum, l1_ratio)
                 grids.append(strongest * np.logspace(0, _GRID_DECADES, self.Cs))
         else:
             grids = [check_Cs(self.Cs) for _ in l1_ratios]
