@@ -153,27 +153,36 @@ def canonical_sparse(X):
 def check_label_values(y):
     """Refuse missing labels and labels of mixed types, saying where they are.
 
-    Only object arrays (and pandas or polars columns, lists) can hold them;
-    numeric NaN labels are refused by scikit-learn's checks, which would
-    stumble on ``pd.NA`` before saying so.
+    scikit-learn's own checks stumble on ``pd.NA`` or mixed types before
+    saying so. Labels of one plain type pass after a single C-level pass.
     """
     library = type(y).__module__.split(".")[0]
     if isinstance(y, list | tuple) or library in ("pandas", "polars"):
-        y = np.asarray(y, dtype=object)
-    if not isinstance(y, np.ndarray) or y.dtype.kind != "O":
+        y = np.asarray(y)
+    if not isinstance(y, np.ndarray):
         return
-    missing = [
-        i
-        for i, label in enumerate(y)
-        if label is None
-        or type(label).__name__ in ("NAType", "NaTType")
-        or (isinstance(label, float) and np.isnan(label))
-    ]
-    if missing:
+    if y.dtype.kind == "f":
+        missing = np.flatnonzero(np.isnan(y))
+    elif y.dtype.kind == "O":
+        types = set(map(type, y.ravel()))
+        if len(types) == 1 and not issubclass(types.pop(), float):
+            return
+        missing = [
+            i
+            for i, label in enumerate(y)
+            if label is None
+            or type(label).__name__ in ("NAType", "NaTType")
+            or (isinstance(label, float) and np.isnan(label))
+        ]
+    else:
+        return
+    if len(missing):
         raise ValueError(
             f"y has {len(missing)} missing label(s) (None, NaN or pd.NA), the "
             f"first at index {missing[0]}; drop those samples or give them a label."
         )
+    if y.dtype.kind == "f":
+        return
     first_of_kind = {}
     for i, label in enumerate(y):
         kind = "string" if isinstance(label, str | bytes) else "number"
