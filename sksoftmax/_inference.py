@@ -29,6 +29,8 @@ engine's weighted outer products of per-sample scores: everything comes from
 the engine the fit used.
 """
 
+import functools
+import os
 import warnings
 from collections import namedtuple
 
@@ -41,8 +43,9 @@ from sklearn.utils import check_array
 
 from ._engines import make_engine
 from ._penalty import ElasticNet
-from ._separation import separating_shift
+from ._separation import overlaps, separating_shift
 from ._solvers import newton
+from ._symmetric import cholesky, invert_factored, solve_factored
 
 # Polish until the Newton step is below this many standard errors.
 _STEP_TOL_SE = 1e-6
@@ -53,6 +56,16 @@ _MAX_NEWTON_STEPS = 20
 _RCOND = 1e-12
 # Entries of a unit null vector above this are parameters it involves.
 _LOADING_TOL = 1e-6
+# A Cholesky factor of the scaled Hessian is used when its estimated
+# reciprocal condition number is at least this: well above _RCOND, as the
+# estimate can be off by a factor of the dimension.
+_CHOLESKY_RCOND = 1e-9
+# Up to this many parameters a Hessian that is singular, or nearly, goes to
+# an eigen-decomposition (about 10 s at 3000 on 2 cores).
+_EIGH_MAX_PARAMS = 3000
+# The separation LP on a dense 1000 x 50 design with 11 classes (1e6 nonzeros)
+# takes about a minute with HiGHS; beyond that it is skipped, with a warning.
+_SEPARATION_LP_MAX_NONZEROS = 1_000_000
 
 
 ChiSquaredTest = namedtuple("ChiSquaredTest", ["statistic", "df", "pvalue"])
@@ -857,13 +870,29 @@ class _Contrasts:
         return (matrix @ self.centring).T.ravel()
 
     def square(self, engine_square):
-        """``A^T M A`` for a square matrix ``M`` over the engine parameters."""
+        """``A^T M A`` for a symmetric square ``M`` over the engine parameters.
+
+        With ``R_k = sum_l M_kl`` the sums of ``M``'s class blocks over one
+        class and ``T = sum_k R_k``, the block of classes ``(m, n)`` is
+        ``M_mn - (R_m + R_n^T) / K + T / K^2`` (the centring written out),
+        filled one class row at a time: no temporary of the full size.
+        """
         q_engine, K = self._engine_rows, self.n_classes
         M = engine_square.reshape(q_engine, K, q_engine, K)
-        M = M[self.order][:, :, self.order]
-        E = self.centring
-        n = self.shape[0] * self.shape[1]
-        return np.einsum("akbl,km,ln->manb", M, E, E, optimize=True).reshape(n, n)
+        order, others = self.order, self.others
+        row_sums = M.sum(axis=3)
+        total = row_sums.sum(axis=1)[np.ix_(order, order)] / K**2
+        # Entry (a, n, b) is R_n[b, a], over the non-reference classes n.
+        transposed = row_sums[np.ix_(order, others, order)].transpose(2, 1, 0) / K
+        n_other, q = self.shape
+        out = np.empty((n_other, q, n_other, q))
+        for m, k in enumerate(others):
+            block = M[:, k][np.ix_(order, order, others)].transpose(0, 2, 1)
+            block -= row_sums[:, k][np.ix_(order, order)][:, None, :] / K
+            block -= transposed
+            block += total[:, None, :]
+            out[m] = block
+        return out.reshape(n_other * q, n_other * q)
 
     def from_symmetric(self, coef, intercept, reference):
         """The contrasts of fitted symmetric parameters, shape ``(K - 1, q)``."""
@@ -900,17 +929,19 @@ class _ContrastProblem:
         hessian = self.engine.hessian(params)
         n_coef = W.size
         hessian[np.arange(n_coef), np.arange(n_coef)] += self.penalty.l2
+        square = self.contrasts.square(hessian)
+        del hessian
         S = self.weight_sum
-        return (
-            S * value,
-            S * self.contrasts.to_contrasts(grad),
-            S * self.contrasts.square(hessian),
-        )
+        square *= S
+        return S * value, S * self.contrasts.to_contrasts(grad), square
 
     def score_outer(self, theta):
         """``sum_i s_i g_i g_i^T`` with ``g_i`` the score of sample i."""
         outer = self.engine.score_outer(self.contrasts.to_engine(theta))
-        return self.weight_sum * self.contrasts.square(outer)
+        square = self.contrasts.square(outer)
+        del outer
+        square *= self.weight_sum
+        return square
 
     def gram(self):
         """``[1, X]^T diag(s) [1, X]`` (``X^T diag(s) X`` without an intercept)."""
@@ -918,17 +949,17 @@ class _ContrastProblem:
         return self.weight_sum * self.engine.gram()[np.ix_(order, order)]
 
 
-def _eigh(A, scale):
-    """Eigen-decomposition of ``A / outer(scale, scale)``, relative to its size.
+def _eigh(A):
+    """Eigen-decomposition of a scaled matrix ``A``, relative to its size.
 
-    In these units (standardized columns) a Gram matrix has a unit diagonal
+    In the units of ``A`` (standardized columns) a Gram matrix has a unit diagonal
     and an informative Hessian eigenvalues up to about 1/4, so eigenvalues
     are taken relative to the largest one or 1, whichever is larger: at the
     limit of a separation every curvature vanishes together, and relative to
     the largest alone none would look small. Returns the relative
     eigenvalues, the eigenvectors and the divisor.
     """
-    eigval, eigvec = np.linalg.eigh(A / np.outer(scale, scale))
+    eigval, eigvec = np.linalg.eigh(A)
     top = max(eigval[-1], 1.0) if eigval.size else 1.0
     return eigval / top, eigvec, top
 
@@ -938,40 +969,77 @@ class _Curvature:
 
     ``scale`` puts the parameters in the units of standardized columns, so
     that a small eigenvalue means weak information, not a large feature.
+    ``hessian`` is overwritten. A well-conditioned Hessian is factored in
+    place by Cholesky; otherwise, up to ``_EIGH_MAX_PARAMS`` parameters, an
+    eigen-decomposition finds the directions the data do not inform. Above
+    that size it would take too long, and a singular Hessian is an error.
 
     Attributes
     ----------
     inverse : ndarray of shape (len(keep), len(keep))
-        Pseudo-inverse of the Hessian restricted to ``keep``.
+        Pseudo-inverse of the Hessian restricted to ``keep``, computed on
+        first use.
     singular : ndarray
         Parameters (a subset of ``keep``) its numerical null space involves,
         which the inverse leaves out.
-    min_eig : float
-        Smallest relative eigenvalue.
+    step : ndarray
+        The Newton step over all parameters (zero outside ``keep``).
     step_se : float
-        The Newton step, in standard errors, over the regular parameters.
+        The Newton decrement ``sqrt(g^T H^+ g)``: the step's length in the
+        metric of the covariance. It bounds every parameter's move in
+        standard errors.
     """
 
     def __init__(self, hessian, grad, keep, scale):
         self.keep = keep
-        if keep.size == 0:
-            self.inverse, self.singular, self.min_eig = np.zeros((0, 0)), keep, 1.0
-        else:
-            scale = scale[keep]
-            eigval, eigvec, top = _eigh(hessian[np.ix_(keep, keep)], scale)
-            good = eigval > _RCOND
-            inverse = (eigvec[:, good] / (eigval[good] * top)) @ eigvec[:, good].T
-            self.inverse = inverse / np.outer(scale, scale)
-            null = np.any(np.abs(eigvec[:, ~good]) > _LOADING_TOL, axis=1)
-            self.singular = keep[null]
-            self.min_eig = float(eigval[0])
-        self.step = np.zeros_like(grad)
-        self.step[keep] = self.inverse @ grad[keep]
-        se = np.sqrt(np.diag(self.inverse))
-        regular = ~np.isin(keep, self.singular)
-        self.step_se = float(
-            np.max(np.abs(self.step[keep][regular]) / se[regular], initial=0.0)
+        self._scale = scale = scale[keep]
+        square = (
+            hessian if keep.size == hessian.shape[0] else hessian[np.ix_(keep, keep)]
         )
+        square /= scale[:, None]
+        square /= scale
+        g = grad[keep] / scale
+        small = keep.size <= _EIGH_MAX_PARAMS
+        self._factor = cholesky(square.copy() if small else square, _CHOLESKY_RCOND)
+        self.singular = np.array([], dtype=int)
+        if self._factor is not None:
+            z = solve_factored(self._factor, g)
+        elif small:
+            self._scaled_inverse, null = _pseudo_inverse(square)
+            self.singular = keep[null]
+            z = self._scaled_inverse @ g
+        else:
+            raise ValueError(
+                f"The Hessian of the {keep.size} parameters is singular or "
+                "nearly so: some are not identified by the data (separated "
+                "classes, or nearly collinear columns). Finding which needs an "
+                f"eigen-decomposition, done up to {_EIGH_MAX_PARAMS} "
+                "parameters. Fit with a finite C (a penalty identifies every "
+                "parameter), or drop features."
+            )
+        self.step = np.zeros_like(grad)
+        self.step[keep] = z / scale
+        self.step_se = float(np.sqrt(max(g @ z, 0.0)))
+
+    @functools.cached_property
+    def inverse(self):
+        if self._factor is not None:
+            inverse = invert_factored(self._factor)
+            self._factor = None
+        else:
+            inverse = self._scaled_inverse
+        inverse /= self._scale[:, None]
+        inverse /= self._scale
+        return inverse
+
+
+def _pseudo_inverse(square):
+    """Pseudo-inverse of a scaled Hessian, and the parameters its null space involves."""
+    eigval, eigvec, top = _eigh(square)
+    good = eigval > _RCOND
+    inverse = (eigvec[:, good] / (eigval[good] * top)) @ eigvec[:, good].T
+    null = np.any(np.abs(eigvec[:, ~good]) > _LOADING_TOL, axis=1)
+    return inverse, null
 
 
 def _polish(problem, theta, keep, scale):
@@ -1002,14 +1070,15 @@ def _collinear_columns(gram, scale):
     Returns the involved columns (not identified) and a maximal independent
     subset of columns.
     """
-    eigval, eigvec, _ = _eigh(gram, scale)
+    scaled = gram / np.outer(scale, scale)
+    eigval, eigvec, _ = _eigh(scaled)
     null = eigval <= _RCOND
     q = gram.shape[0]
     if not np.any(null):
         return np.array([], dtype=int), np.arange(q)
     involved = np.flatnonzero(np.any(np.abs(eigvec[:, null]) > _LOADING_TOL, axis=1))
     # A pivoted QR keeps columns that span the others.
-    _, _, pivots = linalg.qr(gram / np.outer(scale, scale), pivoting=True)
+    _, _, pivots = linalg.qr(scaled, pivoting=True)
     independent = np.sort(pivots[: q - int(np.sum(null))])
     return involved, independent
 
@@ -1110,6 +1179,7 @@ def softmax_inference(
     else:
         undefined, keep, rank = np.zeros(n_other * q, bool), np.arange(n_other * q), q
 
+    _check_memory(engine.n_params, keep.size, cov_type != "nonrobust")
     theta0 = contrasts.from_symmetric(coef, intercept, reference).ravel()
     point = _polish(problem, theta0, keep, scale)
     n_steps = point.n_steps
@@ -1118,9 +1188,21 @@ def softmax_inference(
         # Without a penalty the estimate may not exist; a polish that looks
         # converged (large but finite steps) does not tell, the LP does.
         positive = weights > 0
-        shift = separating_shift(
-            X[positive], codes[positive], contrasts.others, column_scale, fit_intercept
+        X_pos, codes_pos = X[positive], codes[positive]
+        proven = overlaps(
+            X_pos,
+            codes_pos,
+            weights[positive],
+            point.x.reshape(n_other, q),
+            contrasts.others,
+            keep[:rank],
+            fit_intercept,
         )
+        shift = None
+        if not proven:
+            shift = _separating_shift(
+                X_pos, codes_pos, contrasts.others, column_scale, fit_intercept
+            )
         if shift is not None:
             # Continue at the limit of the likelihood along the separation,
             # where the parameters it leaves uninformed have no curvature.
@@ -1132,16 +1214,21 @@ def softmax_inference(
     undefined[curvature.singular] = True
 
     n_identified = n_other * rank
-    inverse = curvature.inverse
+    cov = curvature.inverse
     if cov_type != "nonrobust":
         # With a penalty the bread is the penalized Hessian, the meat the
         # scores of the likelihood alone.
         meat = _meat(problem, point.x, X, codes, weights, cov_type, groups)
-        meat = meat(weight_sum, n_identified)[np.ix_(keep, keep)]
-        inverse = inverse @ meat @ inverse
+        meat = meat(weight_sum, n_identified)
+        if keep.size < meat.shape[0]:
+            meat = meat[np.ix_(keep, keep)]
+        half = cov @ meat
+        cov = np.matmul(half, cov, out=meat)
+        del half
     n_params = n_other * q
-    cov = np.full((n_params, n_params), np.nan)
-    cov[np.ix_(keep, keep)] = inverse
+    if keep.size < n_params:
+        inverse, cov = cov, np.full((n_params, n_params), np.nan)
+        cov[np.ix_(keep, keep)] = inverse
     cov[undefined, :] = np.nan
     cov[:, undefined] = np.nan
 
@@ -1177,6 +1264,58 @@ def softmax_inference(
         n_newton_steps=n_steps,
         polish_shift=float(np.max(moved, initial=0.0)),
     )
+
+
+def _available_memory():
+    """Bytes of memory the system can still give, or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(n_engine, n_params, robust):
+    """Refuse, before any work, inference whose dense squares do not fit.
+
+    At its peak, inference holds the engine's Hessian (``n_engine`` square),
+    its contrast form and, for a sandwich, one more square of ``n_params``.
+    """
+    needed = 8 * (n_engine**2 + (2 if robust else 1) * n_params**2)
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise MemoryError(
+            f"Inference on {n_params} parameters needs dense matrices of about "
+            f"{needed / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB "
+            "of memory available. Reduce the number of features or classes "
+            "(select features, merge rare classes), or run it on a machine with "
+            "more memory."
+        )
+
+
+def _separating_shift(X, codes, others, column_scale, fit_intercept):
+    """:func:`separating_shift`, or None with a warning when the LP is too large."""
+    design_nonzeros = (X.nnz if sparse.issparse(X) else X.size) + X.shape[0]
+    nonzeros = 2 * len(others) * design_nonzeros
+    if nonzeros > _SEPARATION_LP_MAX_NONZEROS:
+        warnings.warn(
+            "The fitted model does not prove that the classes overlap, and the "
+            f"linear program that tests for separation ({nonzeros:.3g} nonzeros) "
+            "is too large to solve here, so it was skipped. If some estimates "
+            "and their standard errors are very large, the classes may be "
+            "(quasi-)separated and those estimates do not exist; fit with a "
+            "finite C for a penalized estimate.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return None
+    return separating_shift(X, codes, others, column_scale, fit_intercept)
 
 
 def _meat(problem, theta, X, codes, weights, cov_type, groups):

@@ -3,6 +3,12 @@
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
+from scipy.special import softmax
+
+from ._symmetric import add_gram, cholesky, empty_square, mirror_upper, solve_factored
+
+# Required of the overlap certificate's factor, as of the inference Hessian's.
+_CERTIFICATE_RCOND = 1e-9
 
 
 class PerfectSeparationWarning(UserWarning):
@@ -149,3 +155,85 @@ def separating_shift(X, codes, others, column_scale, fit_intercept):
     # exp(-50) is below float64 resolution next to 1.
     length = 50.0 / np.min((A @ direction)[result.x[n_params:] > 0.5])
     return length * direction.reshape(-1, design.shape[1]) / column_scale
+
+
+def _design(X, columns, fit_intercept):
+    design = sparse.csr_matrix(X) if sparse.issparse(X) else X
+    if fit_intercept:
+        ones = np.ones((X.shape[0], 1))
+        if sparse.issparse(X):
+            design = sparse.hstack([ones, design], format="csr")
+        else:
+            design = np.hstack([ones, design])
+    return design[:, columns]
+
+
+def overlaps(X, codes, weights, theta, others, columns, fit_intercept):
+    """Whether a fit near the maximum likelihood proves that the classes overlap.
+
+    With the margins ``m_ik`` of :func:`separating_shift`, Stiemke's lemma
+    says that exactly one of two things holds: some direction makes every
+    margin non-negative and one positive (a separation), or there are
+    weights ``u_ik > 0`` with ``sum_ik u_ik grad m_ik = 0`` (the classes
+    overlap). At the unpenalized maximum the fitted probabilities of the
+    other classes, ``u_ik = s_i p_ik``, are such weights: the sum is the
+    score. Near it, ``u_ik = s_i p_ik (1 + m_ik(w))`` makes the sum zero when
+    ``N w = -score``, with ``N = sum_ik s_i p_ik grad m_ik grad m_ik^T``;
+    if every ``1 + m_ik(w)`` stays above 1/2 the classes overlap and the
+    linear program is not needed. ``N`` has the class-pair structure of a
+    Hessian: its block ``(k, l)`` weights the rows by
+    ``p_k + [y=k](1 - 2 p_k)`` on the diagonal and by
+    ``-([y=k] p_l + [y=l] p_k)`` off it.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        The samples of positive weight.
+    codes : ndarray of shape (n_samples,)
+    weights : ndarray of shape (n_samples,)
+        Their positive frequency weights.
+    theta : ndarray of shape (n_classes - 1, q)
+        Unpenalized contrasts near the maximum likelihood, each row
+        ``[c_k, beta_k]``.
+    others : ndarray of shape (n_classes - 1,)
+        Codes of the non-reference classes, one per row of ``theta``.
+    columns : ndarray
+        Linearly independent columns of the design ``[1, X]`` (``X``
+        without an intercept) that span it.
+    fit_intercept : bool
+
+    Returns
+    -------
+    bool
+        True when overlap is proven; False means only that it is not.
+    """
+    n_classes = len(others) + 1
+    full = _design(X, slice(None), fit_intercept)
+    logits = np.zeros((X.shape[0], n_classes))
+    logits[:, others] = np.asarray(full @ theta.T)
+    proba = softmax(logits, axis=1)
+    if not np.all(proba > 0.0):
+        return False
+    design = _design(X, columns, fit_intercept)
+    y = np.eye(n_classes)[codes]
+    score = np.asarray(design.T @ ((y - proba)[:, others] * weights[:, None])).T
+    n_other, q = len(others), len(columns)
+    N = np.empty((n_other, q, n_other, q))
+    for m, k in enumerate(others):
+        for n, l in enumerate(others[: m + 1]):
+            if k == l:
+                pair, sign = proba[:, k] + y[:, k] * (1.0 - 2.0 * proba[:, k]), 1.0
+            else:
+                pair, sign = y[:, k] * proba[:, l] + y[:, l] * proba[:, k], -1.0
+            block = empty_square(q)
+            add_gram(block, design, weights * pair, sign)
+            N[m, :, n, :] = N[n, :, m, :] = mirror_upper(block)
+    factor = cholesky(N.reshape(n_other * q, n_other * q), _CERTIFICATE_RCOND)
+    if factor is None:
+        return False
+    w = solve_factored(factor, -score.ravel()).reshape(n_other, q)
+    shifts = np.zeros((X.shape[0], n_classes))
+    shifts[:, others] = np.asarray(design @ w.T)
+    margins = shifts[np.arange(X.shape[0]), codes][:, None] - shifts
+    margins[np.arange(X.shape[0]), codes] = 0.0
+    return bool(np.min(margins) > -0.5)

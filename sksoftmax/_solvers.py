@@ -743,8 +743,12 @@ def newton(
     """
     x, n_steps = x0, 0
     while True:
+        # Drop the last step's curvature before the next Hessian is formed:
+        # at the sizes inference allows, each is gigabytes.
+        info = None
         current, grad, hessian = derivatives(x)
         direction, negligible, info = step(grad, hessian)
+        del hessian
         if negligible or n_steps == max_steps:
             break
         slope = float(grad @ direction)

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from .._separation import separates
+from .._symmetric import add_gram, empty_square, mirror_upper
 from ._base import ParameterLayout
 
 # Bytes of one block of logits, well inside L2 caches: at 100k x 100 x 10,
@@ -332,28 +333,42 @@ class NumPyEngine(ParameterLayout):
             yield rows, design, proba, self.weights[rows].astype(np.float64)
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
-        """The dense Hessian at ``params``, float64, of shape (n_params, n_params)."""
+        """The dense Hessian at ``params``, float64, of shape (n_params, n_params).
+
+        The block of classes ``(k, l)`` is ``Z^T diag(s p_k (d_kl - p_l)) Z``
+        with ``Z = [X, 1]``: symmetric, and its weights of one sign, so each
+        is a rank-k update of half of a ``(q, q)`` square. Summing per block
+        takes half the work of one product over the ``q K`` columns of all
+        classes, and the probabilities are formed once.
+        """
         K, q = self.n_classes, self.n_features + 1
-        hessian = np.zeros((self.n_params, self.n_params))
-        by_class = np.zeros((q, q, K))
-        for _, design, proba, weights in self._second_order_blocks(params):
-            kron = _kron_rows(design, proba)
-            hessian -= _weighted_product(kron, kron, weights)
-            by_class += _weighted_product(design, kron, weights).reshape(q, q, K)
-        # The diag(p) part: class k's block is X^T diag(s p_k) X.
-        square = hessian.reshape(q, K, q, K)
+        proba = np.concatenate([p for _, _, p, _ in self._second_order_blocks(params)])
+        weights = self.weights.astype(np.float64)
+        row_blocks = _row_slices(self.X, max(1, _SECOND_ORDER_BLOCK_BYTES // (8 * q)))
+        hessian = np.empty((q, K, q, K))
         for k in range(K):
-            square[:, k, :, k] += by_class[:, :, k]
+            for l in range(k, K):
+                block = empty_square(q)
+                for rows, X in row_blocks:
+                    share = proba[rows, l] if l != k else proba[rows, l] - 1.0
+                    # s p_k (d_kl - p_l) = -s p_k share, of one sign per block.
+                    add_gram(
+                        block,
+                        _design(X),
+                        weights[rows] * proba[rows, k] * np.abs(share),
+                        sign=-1.0 if l != k else 1.0,
+                    )
+                hessian[:, k, :, l] = hessian[:, l, :, k] = mirror_upper(block)
+        hessian = hessian.reshape(self.n_params, self.n_params)
         return self.mask_intercept_square(hessian)
 
     def score_outer(self, params: np.ndarray) -> np.ndarray:
         """Weighted sum of the per-sample scores' outer products, float64."""
-        outer = np.zeros((self.n_params, self.n_params))
+        upper = empty_square(self.n_params)
         for rows, design, proba, weights in self._second_order_blocks(params):
             proba[np.arange(proba.shape[0]), self.y[rows]] -= 1.0
-            kron = _kron_rows(design, proba)
-            outer += _weighted_product(kron, kron, weights)
-        return self.mask_intercept_square(outer)
+            add_gram(upper, _kron_rows(design, proba), weights)
+        return self.mask_intercept_square(mirror_upper(upper).T)
 
     def gram(self) -> np.ndarray:
         """``[X, 1]^T D [X, 1]``, float64."""
