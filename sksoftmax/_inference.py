@@ -1034,7 +1034,7 @@ class _Curvature:
 
 
 def _pseudo_inverse(square):
-    """Pseudo-inverse of a scaled Hessian, and the parameters its null space involves."""
+    """Pseudo-inverse of a scaled Hessian, and the parameters of its null space."""
     eigval, eigvec, top = _eigh(square)
     good = eigval > _RCOND
     inverse = (eigvec[:, good] / (eigval[good] * top)) @ eigvec[:, good].T

@@ -220,11 +220,11 @@ def overlaps(X, codes, weights, theta, others, columns, fit_intercept):
     n_other, q = len(others), len(columns)
     N = np.empty((n_other, q, n_other, q))
     for m, k in enumerate(others):
-        for n, l in enumerate(others[: m + 1]):
-            if k == l:
+        for n, j in enumerate(others[: m + 1]):
+            if k == j:
                 pair, sign = proba[:, k] + y[:, k] * (1.0 - 2.0 * proba[:, k]), 1.0
             else:
-                pair, sign = y[:, k] * proba[:, l] + y[:, l] * proba[:, k], -1.0
+                pair, sign = y[:, k] * proba[:, j] + y[:, j] * proba[:, k], -1.0
             block = empty_square(q)
             add_gram(block, design, weights * pair, sign)
             N[m, :, n, :] = N[n, :, m, :] = mirror_upper(block)

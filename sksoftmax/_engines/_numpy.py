@@ -347,18 +347,18 @@ class NumPyEngine(ParameterLayout):
         row_blocks = _row_slices(self.X, max(1, _SECOND_ORDER_BLOCK_BYTES // (8 * q)))
         hessian = np.empty((q, K, q, K))
         for k in range(K):
-            for l in range(k, K):
+            for j in range(k, K):
                 block = empty_square(q)
                 for rows, X in row_blocks:
-                    share = proba[rows, l] if l != k else proba[rows, l] - 1.0
+                    share = proba[rows, j] if j != k else proba[rows, j] - 1.0
                     # s p_k (d_kl - p_l) = -s p_k share, of one sign per block.
                     add_gram(
                         block,
                         _design(X),
                         weights[rows] * proba[rows, k] * np.abs(share),
-                        sign=-1.0 if l != k else 1.0,
+                        sign=-1.0 if j != k else 1.0,
                     )
-                hessian[:, k, :, l] = hessian[:, l, :, k] = mirror_upper(block)
+                hessian[:, k, :, j] = hessian[:, j, :, k] = mirror_upper(block)
         hessian = hessian.reshape(self.n_params, self.n_params)
         return self.mask_intercept_square(hessian)
 
