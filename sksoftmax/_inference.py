@@ -30,6 +30,7 @@ the engine the fit used.
 """
 
 import functools
+import numbers
 import os
 import warnings
 from collections import namedtuple
@@ -46,6 +47,7 @@ from ._penalty import ElasticNet
 from ._separation import overlaps, separating_shift
 from ._solvers import newton
 from ._symmetric import cholesky, invert_factored, solve_factored
+from ._validation import sample_weights
 
 # Polish until the Newton step is below this many standard errors.
 _STEP_TOL_SE = 1e-6
@@ -599,29 +601,56 @@ class SoftmaxInferenceResults:
         X = X.toarray() if sparse.issparse(X) else X
         return np.column_stack([np.ones(X.shape[0]), X])
 
-    def marginal_effects(self, X, at="overall", method="dydx"):
+    def marginal_effects(
+        self,
+        X,
+        at="overall",
+        method="dydx",
+        *,
+        dummy=False,
+        count=False,
+        sample_weight=None,
+    ):
         """Effects of the features on the probability of every class.
 
         The effect of feature j on class k is the derivative
         ``dP(y = k | x) / dx_j``, evaluated at each row of ``X`` and averaged
         (``at="overall"``, the average marginal effect), or evaluated once at
-        the column means, medians or at zero. Standard errors come from the
-        delta method with the exact Jacobian of the effects in the
-        parameters; the effects of all classes sum to zero for each feature.
+        the column means, medians, at zero or at chosen values. Standard
+        errors come from the delta method with the exact Jacobian of the
+        effects in the parameters; the effects of all classes sum to zero for
+        each feature.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The rows to evaluate at, usually the training data.
-        at : {"overall", "mean", "median", "zero"}, default="overall"
+        at : {"overall", "mean", "median", "zero"} or dict, default="overall"
             Average the effects over the rows, or evaluate them at the mean,
-            the median of each column, or at all features zero.
+            the median of each column, or at all features zero. A dict maps
+            features (names as in ``feature_names``, or column indices) to
+            values: the effects at the column means with those features set
+            to the given values.
         method : {"dydx", "eyex", "dyex", "eydx"}, default="dydx"
             ``"dydx"``: derivative of the probability; ``"eydx"``: of its
             logarithm (a semi-elasticity, ``dydx / p``); ``"dyex"``: with
             respect to the feature's logarithm (``dydx * x``); ``"eyex"``:
             the elasticity ``dydx * x / p``. The transform applies per row,
             before averaging.
+        dummy : bool, default=False
+            For the binary features (every value 0 or 1 in ``X``), report the
+            discrete change from 0 to 1 instead of the derivative: the
+            probability (``"dydx"``) or its logarithm (``"eydx"``) with the
+            feature set to 1, minus the same with it set to 0.
+        count : bool, default=False
+            For the count features (non-negative integers, not binary, not
+            constant), report the centred discrete change of one unit:
+            half the change from ``x - 1`` to ``x + 1``. With ``dummy``,
+            ``count`` allows only ``"dydx"`` and ``"eydx"`` evaluated
+            ``"overall"``, at the mean or at a dict, as statsmodels does.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the average (``"overall"``) and in the
+            column means (``"mean"`` and a dict); not with ``"median"``.
 
         Returns
         -------
@@ -640,15 +669,33 @@ class SoftmaxInferenceResults:
         (3, 4)
         >>> bool(abs(me.effects.sum(axis=0)).max() < 1e-12)
         True
+        >>> at_petal = res.marginal_effects(X, at={"x2": 1.5})
+        >>> at_petal.effects.shape
+        (3, 4)
         """
-        if at not in _AT:
-            raise ValueError(f"at must be one of {sorted(_AT)}, got {at!r}.")
+        if not (isinstance(at, dict) or at in _AT):
+            raise ValueError(
+                f"at must be one of {sorted(_AT)} or a dict of feature values, "
+                f"got {at!r}."
+            )
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
-        Z = _AT[at](self._design(X))
+        if (dummy or count) and (method.endswith("ex") or at in ("median", "zero")):
+            raise ValueError(
+                "dummy and count effects are discrete changes: they allow "
+                "method 'dydx' or 'eydx' and at 'overall', 'mean' or a dict, "
+                f"got method={method!r}, at={at!r}."
+            )
+        design = self._design(X)
+        weights = self._row_weights(sample_weight, design.shape[0], at)
+        Z, w = self._evaluation_rows(design, at, weights)
         theta = self._full_params()
         proba = softmax(Z @ theta.T, axis=1)
-        effects, jacobian = _effects_jacobian(Z, theta, proba, method)
+        effects, jacobian = _effects_jacobian(Z, w, theta, proba, method)
+        for column, change in _discrete_columns(design[:, 1:], dummy, count):
+            effects[:, column], jacobian[:, column] = _discrete_change(
+                Z, w, theta, column + 1, change, method
+            )
         jacobian = self._to_cov_order(jacobian)
         flat = jacobian.reshape(effects.size, -1)
         cov = flat @ self.cov_params @ flat.T
@@ -660,6 +707,49 @@ class SoftmaxInferenceResults:
             at=at,
             method=method,
             alpha=self.alpha,
+        )
+
+    @staticmethod
+    def _row_weights(sample_weight, n_rows, at):
+        if sample_weight is None:
+            return np.full(n_rows, 1.0 / n_rows)
+        if at == "median" or at == "zero":
+            raise ValueError(
+                f"sample_weight applies to at='overall', 'mean' or a dict, not {at!r}."
+            )
+        weights = sample_weights(sample_weight, n_rows)
+        return weights / np.sum(weights)
+
+    def _evaluation_rows(self, design, at, weights):
+        """Rows of ``[1, X]`` to evaluate at, and their weights in the average."""
+        if isinstance(at, dict):
+            row = weights @ design
+            for key, value in at.items():
+                row[1 + self._feature_index(key)] = _finite_value(key, value)
+            return row[None, :], np.ones(1)
+        if at == "overall":
+            return design, weights
+        if at == "mean":
+            return (weights @ design)[None, :], np.ones(1)
+        if at == "median":
+            return np.median(design, axis=0, keepdims=True), np.ones(1)
+        return np.eye(1, design.shape[1]), np.ones(1)
+
+    def _feature_index(self, key):
+        names = list(self.feature_names)
+        if isinstance(key, str):
+            if key not in names:
+                raise ValueError(f"at names a feature {key!r} the model does not have.")
+            return names.index(key)
+        if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+            if not -len(names) <= key < len(names):
+                raise ValueError(
+                    f"at has column index {key}, but the model has {len(names)} "
+                    "features."
+                )
+            return int(key) % len(names)
+        raise ValueError(
+            f"at keys must be feature names or column indices, got {key!r}."
         )
 
     def to_frame(self, alpha=None):
@@ -683,18 +773,13 @@ class SoftmaxInferenceResults:
         )
 
 
-# Rows at which to evaluate the effects, given the design [1, X].
-_AT = {
-    "overall": lambda Z: Z,
-    "mean": lambda Z: Z.mean(axis=0, keepdims=True),
-    "median": lambda Z: np.median(Z, axis=0, keepdims=True),
-    "zero": lambda Z: np.eye(1, Z.shape[1]),
-}
+# Where the effects can be evaluated, besides a dict of feature values.
+_AT = ("overall", "mean", "median", "zero")
 _METHODS = ("dydx", "eyex", "dyex", "eydx")
 
 
-def _effects_jacobian(Z, theta, proba, method):
-    """Mean over the rows of the effects, and their Jacobian in ``theta``.
+def _effects_jacobian(Z, w, theta, proba, method):
+    """Mean over the rows, weighted by ``w``, of the effects and their Jacobian.
 
     With ``B`` the slopes of ``theta`` (reference row zero) and
     ``D_ikj = B_kj - sum_l p_il B_lj``, the derivative of the probability is
@@ -707,12 +792,11 @@ def _effects_jacobian(Z, theta, proba, method):
     Returns the effects, shape ``(K, d)``, and the Jacobian, shape
     ``(K, d, K, d + 1)`` over all of ``theta``.
     """
-    n, K = proba.shape
+    K = proba.shape[1]
     slopes = theta[:, 1:]
     D = slopes[None] - (proba @ slopes)[:, None, :]
     F = proba if method.startswith("dy") else np.ones_like(proba)
     G = Z[:, 1:] if method.endswith("ex") else np.ones_like(Z[:, 1:])
-    w = np.full(n, 1.0 / n)
     effects = np.einsum("i,ik,ij,ikj->kj", w, F, G, D)
     # d_km - p_im, shape (n, K, K).
     M = np.eye(K)[None] - proba[:, None, :]
@@ -723,6 +807,66 @@ def _effects_jacobian(Z, theta, proba, method):
     if method.startswith("dy"):
         jacobian += np.einsum("i,ij,ik,ikm,ia,ikj->kjma", w, G, proba, M, Z, D)
     return effects, jacobian
+
+
+def _finite_value(key, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(value)
+    ):
+        raise ValueError(f"at[{key!r}] must be a finite number, got {value!r}.")
+    return float(value)
+
+
+def _discrete_columns(features, dummy, count):
+    """Columns with a discrete change, each with its change.
+
+    Binary columns (every value 0 or 1, both present) go from 0 to 1; count
+    columns (non-negative integers, not binary, not constant) from ``x - 1``
+    to ``x + 1``, halved. statsmodels' rules.
+    """
+    integer = np.all(features % 1.0 == 0.0, axis=0)
+    low, high = features.min(axis=0), features.max(axis=0)
+    binary = integer & (low == 0.0) & (high == 1.0)
+    counting = integer & (low >= 0.0) & (low < high) & ~binary
+    changes = []
+    if dummy:
+        changes += [(j, ("set", 0.0, 1.0, 1.0)) for j in np.flatnonzero(binary)]
+    if count:
+        changes += [(j, ("add", -1.0, 1.0, 0.5)) for j in np.flatnonzero(counting)]
+    return changes
+
+
+def _discrete_change(Z, w, theta, column, change, method):
+    """The weighted mean change of the probabilities (their logarithms for
+    ``"eydx"``) when ``column`` of ``Z`` moves, and its Jacobian in ``theta``.
+
+    ``change`` is ``(how, low, high, factor)``: the column is set to, or
+    shifted by, ``low`` and ``high``, and the difference multiplied by
+    ``factor``. The derivatives in ``theta_ma`` are ``p_k (d_km - p_m) Z_a``
+    for the probability and ``(d_km - p_m) Z_a`` for its logarithm. Returns
+    shapes ``(K,)`` and ``(K, K, q)``.
+    """
+    how, low, high, factor = change
+    values, jacobians = [], []
+    for value in (low, high):
+        moved = Z.copy()
+        moved[:, column] = value if how == "set" else Z[:, column] + value
+        logits = moved @ theta.T
+        proba = softmax(logits, axis=1)
+        K = proba.shape[1]
+        wz = w[:, None] * moved
+        if method == "eydx":
+            values.append(w @ log_softmax(logits, axis=1))
+            jacobian = np.eye(K)[:, :, None] * wz.sum(axis=0) - (proba.T @ wz)[None]
+        else:
+            values.append(w @ proba)
+            jacobian = np.einsum("ik,ia->ka", proba, wz)[:, None, :] * np.eye(K)[
+                :, :, None
+            ] - np.einsum("ik,im,ia->kma", proba, proba, wz, optimize=True)
+        jacobians.append(jacobian)
+    return factor * (values[1] - values[0]), factor * (jacobians[1] - jacobians[0])
 
 
 class MarginalEffects:
