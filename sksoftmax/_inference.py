@@ -884,8 +884,10 @@ class MarginalEffects:
         shape (n_classes, n_features).
     cov : ndarray of shape (n_classes * n_features, n_classes * n_features)
         Covariance of the effects, class by class.
-    at, method : str
-        Where and how the effects were evaluated.
+    at : str or dict
+        Where the effects were evaluated.
+    method : str
+        How the effects were evaluated.
     alpha : float
         Default level of ``conf_int``, ``summary`` and ``to_frame``.
     """
