@@ -238,3 +238,39 @@ def test_penalized_effects_and_predictions_match_finite_differences(anes96):
     with pytest.raises(ValueError, match="C=np.inf"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res.lr_test(_ours(X[:, :3], pid, C=0.05))
+
+
+def _scores(res, X, y):
+    """Per-sample scores of the log-likelihood in the contrasts, by hand."""
+    theta = np.column_stack([res.intercept, res.coef]).ravel()
+    proba = _probabilities(theta, X)
+    residual = (y[:, None] == np.arange(proba.shape[1])) - proba
+    design = np.column_stack([np.ones(len(X)), X])
+    return (residual[:, 1:, None] * design[:, None, :]).reshape(len(X), -1)
+
+
+@pytest.mark.parametrize("C", [np.inf, 0.05])
+def test_robust_covariances_are_hand_sandwiches_also_penalized_and_sparse(anes96, C):
+    X, pid, _ = anes96
+    X = np.asarray(X)
+    y = np.searchsorted(np.unique(pid), pid)
+    groups = (X[:, 2] // 5).astype(int)
+    bread = _ours(X, y, C=C).cov_params
+    scores = _scores(_ours(X, y, C=C), X, y)
+    n, k = scores.shape
+    hc0 = bread @ (scores.T @ scores) @ bread
+    sums = np.array([scores[groups == g].sum(axis=0) for g in np.unique(groups)])
+    G = len(sums)
+    cluster = bread @ (sums.T @ sums) @ bread * G / (G - 1) * (n - 1) / (n - k)
+    for X_in in [X, sparse.csr_matrix(X)]:
+        assert_allclose(_ours(X_in, y, C=C, cov_type="HC0").cov_params, hc0, rtol=1e-7)
+        assert_allclose(
+            _ours(X_in, y, C=C, cov_type="HC1").cov_params,
+            hc0 * n / (n - k),
+            rtol=1e-7,
+        )
+        assert_allclose(
+            _ours(X_in, y, C=C, cov_type="cluster", groups=groups).cov_params,
+            cluster,
+            rtol=1e-7,
+        )
