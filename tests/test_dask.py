@@ -177,3 +177,69 @@ def test_dask_dataframe_fits_on_the_workers_with_names_and_categorical_labels(
     )
     with pytest.raises(ValueError, match="feature names"):
         ours.predict(ddf[names[::-1]])
+
+
+def _texts(n, seed=0):
+    rng = np.random.default_rng(seed)
+    words = np.array("red green blue cat dog fish run walk swim".split())
+    y = rng.integers(0, 3, n)
+    docs = np.array(
+        [" ".join(rng.choice(words[3 * k : 3 * k + 6], size=5)) for k in y % 2],
+        dtype=object,
+    )
+    return docs, y
+
+
+def test_sparse_chunks_from_a_vectorizer_equal_the_in_memory_sparse_fit(client):
+    from scipy import sparse
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    docs, y = _texts(400)
+    vectorizer = HashingVectorizer(n_features=32, alternate_sign=False, norm=None)
+    X = vectorizer.transform(docs)
+    chunked = da.from_array(docs, chunks=100).map_blocks(
+        vectorizer.transform,
+        new_axis=1,
+        chunks=((100,) * 4, (32,)),
+        dtype=np.float64,
+        meta=sparse.csr_matrix((0, 0)),
+    )
+    labels = da.from_array(y, chunks=100)
+    expected = SoftmaxClassifier(**TIGHT, C=0.5).fit(X, y)
+    clf = SoftmaxClassifier(**TIGHT, C=0.5).fit(chunked, labels)
+    np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(clf.intercept_, expected.intercept_, rtol=0, atol=1e-6)
+    for method in PREDICT_METHODS:
+        np.testing.assert_allclose(
+            getattr(clf, method)(chunked).compute(),
+            getattr(expected, method)(X),
+            rtol=1e-6,
+            atol=1e-9,
+        )
+    assert clf.score(chunked, labels) == expected.score(X, y)
+
+
+def test_sparse_chunks_with_duplicate_entries_are_summed(client):
+    from scipy import sparse
+
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((200, 5))
+    y = rng.integers(0, 3, 200)
+
+    def with_duplicates(block):
+        # Every entry split in two halves at the same position.
+        coo = sparse.coo_matrix(block)
+        rows, cols = np.r_[coo.row, coo.row], np.r_[coo.col, coo.col]
+        data = np.r_[coo.data, coo.data] / 2.0
+        order = np.argsort(rows, kind="stable")
+        indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=block.shape[0]))]
+        split = sparse.csr_matrix((data[order], cols[order], indptr), shape=block.shape)
+        assert not split.has_canonical_format
+        return split
+
+    chunked = da.from_array(dense, chunks=(50, 5)).map_blocks(
+        with_duplicates, dtype=np.float64, meta=sparse.csr_matrix((0, 0))
+    )
+    expected = SoftmaxClassifier(**TIGHT).fit(dense, y)
+    clf = SoftmaxClassifier(**TIGHT).fit(chunked, da.from_array(y, chunks=50))
+    np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)

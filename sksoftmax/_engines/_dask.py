@@ -20,10 +20,12 @@ from collections.abc import Callable
 import dask
 import dask.array as da
 import numpy as np
+from scipy import sparse
 from sklearn.utils import assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 
 from .._validation import (
+    canonical_sparse,
     check_class_totals,
     check_label_values,
     check_two_classes,
@@ -157,9 +159,13 @@ class _Chunk:
         self.weight_sum = float(np.sum(weights))
         self.engine = None
         if self.weight_sum > 0:
-            self.engine = NumPyEngine(
-                np.ascontiguousarray(X), y_codes, n_classes, weights, fit_intercept
-            )
+            # Sparse chunks (e.g. from a vectorizer in map_blocks) stay sparse,
+            # canonical as in memory.
+            if sparse.issparse(X):
+                X = canonical_sparse(sparse.csr_matrix(X))
+            else:
+                X = np.ascontiguousarray(X)
+            self.engine = NumPyEngine(X, y_codes, n_classes, weights, fit_intercept)
         self._hessp_at = None
         self._hessp = None
 
