@@ -54,8 +54,10 @@ def cholesky(square, rcond):
 
     ``square`` is overwritten. Returns the upper Cholesky factor (sharing
     its memory, in Fortran order) when the factorization succeeds and the
-    estimated reciprocal condition number, in the 1-norm, is at least
-    ``rcond``; otherwise None, with ``square`` no longer usable.
+    smallest eigenvalue, as the 1-norm condition estimate bounds it, is at
+    least ``rcond`` times the matrix's 1-norm or times 1, whichever is
+    larger: a matrix that is small everywhere is as singular as one that is
+    ill-conditioned. Otherwise None, with ``square`` no longer usable.
     """
     if square.shape[0] == 0:
         return None
@@ -66,7 +68,7 @@ def cholesky(square, rcond):
     if info != 0:
         return None
     estimate, info = lapack.dpocon(factor, norm)
-    if info != 0 or estimate < rcond:
+    if info != 0 or estimate * norm < rcond * max(norm, 1.0):
         return None
     return factor
 

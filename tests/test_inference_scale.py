@@ -50,6 +50,12 @@ def test_in_place_helpers_match_numpy(sparse_rows):
         invert_factored(factor), np.linalg.inv(expected), rtol=1e-10
     )
     assert cholesky(-expected, 1e-12) is None
+    # Small everywhere is as singular as ill-conditioned: the curvature at
+    # the limit of a separation.
+    assert cholesky(1e-20 * np.eye(3), 1e-9) is None
+    assert cholesky(np.diag([1.0, 1e-12]), 1e-9) is None
+    assert cholesky(np.diag([1e4, 1e-6]), 1e-9) is None
+    assert cholesky(np.diag([1e4, 1e-4]), 1e-9) is not None
 
 
 def test_add_gram_refuses_a_c_ordered_square():
