@@ -1330,7 +1330,7 @@ def softmax_inference(
     else:
         undefined, keep, rank = np.zeros(n_other * q, bool), np.arange(n_other * q), q
 
-    _check_memory(engine.n_params, keep.size, cov_type != "nonrobust")
+    _check_memory(engine.n_params, keep.size, n_classes, cov_type != "nonrobust")
     theta0 = contrasts.from_symmetric(coef, intercept, reference).ravel()
     start = theta0
     if keep.size > _EIGH_MAX_PARAMS:
@@ -1340,16 +1340,21 @@ def softmax_inference(
     separated = False
     if penalty.l2 == 0.0:
         # Without a penalty the estimate may not exist; a polish that looks
-        # converged (large but finite steps) does not tell, the LP does.
+        # converged (large but finite steps) does not tell, the certificate
+        # or the LP does.
         positive = weights > 0
-        X_pos, codes_pos = X[positive], codes[positive]
+        X_pos, codes_pos, weights_pos = X, codes, weights
+        if not np.all(positive):
+            X_pos, codes_pos = X[positive], codes[positive]
+            weights_pos = weights[positive]
         proven = overlaps(
             X_pos,
             codes_pos,
-            weights[positive],
+            weights_pos,
             point.x.reshape(n_other, q),
             contrasts.others,
             keep[:rank],
+            column_scale[keep[:rank]],
             fit_intercept,
         )
         shift = None
@@ -1361,7 +1366,9 @@ def softmax_inference(
             # Continue at the limit of the likelihood along the separation,
             # where the parameters it leaves uninformed have no curvature.
             separated = True
-            point = _polish(problem, point.x + shift.ravel(), keep, scale)
+            restart = point.x + shift.ravel()
+            point = None  # its curvature is a square of the parameters
+            point = _polish(problem, restart, keep, scale)
             n_steps += point.n_steps
     curvature = point.step
     _warn_unidentified(separated, curvature, point, n_steps, other_labels, terms)
@@ -1439,27 +1446,50 @@ def _tightened(engine, penalty, coef, intercept, contrasts, reference):
 
 
 def _available_memory():
-    """Bytes of memory the system can still give, or None where unknown."""
+    """Bytes of memory the process can still get, or None where unknown.
+
+    The system's available memory, and within a container also what its
+    cgroup (v2) limit leaves.
+    """
+    available = []
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
+                    available.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
         pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
+        with open("/sys/fs/cgroup/memory.max") as limit:
+            text = limit.read().strip()
+        if text != "max":
+            with open("/sys/fs/cgroup/memory.current") as current:
+                available.append(int(text) - int(current.read()))
+    except (OSError, ValueError):
+        pass
+    if not available:
+        try:
+            available.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            return None
+    return min(available)
 
 
-def _check_memory(n_engine, n_params, robust):
+def _check_memory(n_engine, n_params, n_classes, robust):
     """Refuse, before any work, inference whose dense squares do not fit.
 
-    At its peak, inference holds the engine's Hessian (``n_engine`` square),
-    its contrast form and, for a sandwich, one more square of ``n_params``.
+    At its peak, inference holds the engine's Hessian (``n_engine`` square)
+    and its contrast form, with the class sums and per-class blocks that
+    forming it takes (a ``1 / K`` and three ``1 / (K - 1)`` parts of the
+    squares, large only with few classes), and for a sandwich one more
+    square of ``n_params``.
     """
-    needed = 8 * (n_engine**2 + (2 if robust else 1) * n_params**2)
+    squares = (
+        n_engine**2 * (1 + 1 / n_classes)
+        + n_params**2 * (1 + 3 / (n_classes - 1))
+        + (n_params**2 if robust else 0)
+    )
+    needed = 8 * squares
     available = _available_memory()
     if available is not None and needed > available:
         raise MemoryError(

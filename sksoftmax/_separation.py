@@ -157,7 +157,8 @@ def separating_shift(X, codes, others, column_scale, fit_intercept):
     return length * direction.reshape(-1, design.shape[1]) / column_scale
 
 
-def _design(X, columns, fit_intercept):
+def _design(X, columns, fit_intercept, scale=None):
+    """``[1, X]`` (``X`` without an intercept), its ``columns`` divided by ``scale``."""
     design = sparse.csr_matrix(X) if sparse.issparse(X) else X
     if fit_intercept:
         ones = np.ones((X.shape[0], 1))
@@ -165,10 +166,15 @@ def _design(X, columns, fit_intercept):
             design = sparse.hstack([ones, design], format="csr")
         else:
             design = np.hstack([ones, design])
-    return design[:, columns]
+    design = design[:, columns]
+    if scale is None:
+        return design
+    if sparse.issparse(design):
+        return design @ sparse.diags(1.0 / scale)
+    return design / scale
 
 
-def overlaps(X, codes, weights, theta, others, columns, fit_intercept):
+def overlaps(X, codes, weights, theta, others, columns, column_scale, fit_intercept):
     """Whether a fit near the maximum likelihood proves that the classes overlap.
 
     With the margins ``m_ik`` of :func:`separating_shift`, Stiemke's lemma
@@ -200,6 +206,10 @@ def overlaps(X, codes, weights, theta, others, columns, fit_intercept):
     columns : ndarray
         Linearly independent columns of the design ``[1, X]`` (``X``
         without an intercept) that span it.
+    column_scale : ndarray of shape (len(columns),)
+        Their scales: the certificate does not depend on them, but the
+        condition of ``N`` is judged in standardized columns, as the
+        Hessian's is.
     fit_intercept : bool
 
     Returns
@@ -214,7 +224,7 @@ def overlaps(X, codes, weights, theta, others, columns, fit_intercept):
     proba = softmax(logits, axis=1)
     if not np.all(proba > 0.0):
         return False
-    design = _design(X, columns, fit_intercept)
+    design = _design(X, columns, fit_intercept, column_scale)
     y = np.eye(n_classes)[codes]
     score = np.asarray(design.T @ ((y - proba)[:, others] * weights[:, None])).T
     n_other, q = len(others), len(columns)

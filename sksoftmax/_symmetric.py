@@ -30,7 +30,10 @@ def add_gram(square, rows, weights, sign=1.0):
     """
     if sparse.issparse(rows):
         product = rows.T @ (sparse.diags(weights) @ rows)
-        square += sign * (product.toarray() if sparse.issparse(product) else product)
+        dense = product.toarray() if sparse.issparse(product) else np.asarray(product)
+        if sign < 0:
+            np.negative(dense, out=dense)
+        square += dense
         return
     if not (square.flags.f_contiguous and square.dtype == np.float64):
         raise TypeError("add_gram updates a float64 square in Fortran order.")

@@ -243,3 +243,18 @@ def test_sparse_chunks_with_duplicate_entries_are_summed(client):
     expected = SoftmaxClassifier(**TIGHT).fit(dense, y)
     clf = SoftmaxClassifier(**TIGHT).fit(chunked, da.from_array(y, chunks=50))
     np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)
+
+
+def test_integer_sparse_chunks_are_fitted_in_float64(client):
+    # A count vectorizer's chunks are integers whatever dtype the array declares.
+    from scipy import sparse
+
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(1.0, size=(200, 6))
+    y = rng.integers(0, 3, 200)
+    chunked = da.from_array(counts, chunks=(50, 6)).map_blocks(
+        sparse.csr_matrix, dtype=np.float64, meta=sparse.csr_matrix((0, 0))
+    )
+    expected = SoftmaxClassifier(**TIGHT).fit(counts.astype(float), y)
+    clf = SoftmaxClassifier(**TIGHT).fit(chunked, da.from_array(y, chunks=50))
+    np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)

@@ -126,7 +126,9 @@ def test_overlap_certificate_agrees_with_the_linear_program(seed, sparse_input):
     W = clf.coef_ - clf.coef_[0]
     b = clf.intercept_ - clf.intercept_[0]
     theta = np.column_stack([b, W])[1:]
-    proven = overlaps(X_in, y, np.ones(n), theta, np.arange(1, 3), np.arange(4), True)
+    proven = overlaps(
+        X_in, y, np.ones(n), theta, np.arange(1, 3), np.arange(4), np.ones(4), True
+    )
     shift = separating_shift(X_in, y, np.arange(1, 3), np.ones(4), True)
     # The certificate may fail to prove overlap, but never contradicts the LP.
     assert not (proven and shift is not None)
@@ -146,6 +148,21 @@ def test_separation_lp_too_large_is_skipped_with_a_warning(monkeypatch):
     # Overlapping data are proven so without the LP: no warning at all.
     X, y = _data()
     clf = SoftmaxClassifier(C=np.inf).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.inference(X, y)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3, 1e5])
+def test_overlap_is_proven_whatever_the_scale_of_a_feature(monkeypatch, scale):
+    # A large feature with a large offset makes the certificate's matrix
+    # ill-conditioned in raw units; it is judged in standardized ones.
+    monkeypatch.setattr(inference_module, "_SEPARATION_LP_MAX_NONZEROS", 0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 2))
+    X[:, 1] = scale * X[:, 1] + 5 * scale
+    y = rng.integers(0, 3, 300)
+    clf = SoftmaxClassifier(C=np.inf, tol=1e-10, max_iter=5000).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clf.inference(X, y)

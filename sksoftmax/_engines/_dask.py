@@ -161,10 +161,13 @@ class _Chunk:
         if self.weight_sum > 0:
             # Sparse chunks (e.g. from a vectorizer in map_blocks) stay sparse,
             # canonical as in memory.
+            # A chunk need not have the dtype its array declares (a count
+            # vectorizer gives integers): float64 unless float32.
+            dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
             if sparse.issparse(X):
-                X = canonical_sparse(sparse.csr_matrix(X))
+                X = canonical_sparse(sparse.csr_matrix(X, dtype=dtype))
             else:
-                X = np.ascontiguousarray(X)
+                X = np.ascontiguousarray(X, dtype=dtype)
             self.engine = NumPyEngine(X, y_codes, n_classes, weights, fit_intercept)
         self._hessp_at = None
         self._hessp = None
