@@ -27,7 +27,13 @@ from ._classifier import SoftmaxClassifier
 from ._engines import TrainingData, make_engine, subset_data
 from ._path import check_Cs, fit_path
 from ._penalty import ElasticNet, strongest_C
-from ._validation import effective_weights, encode_labels, validate_training_X
+from ._validation import (
+    effective_weights,
+    encode_labels,
+    is_dask_array,
+    is_dask_frame,
+    validate_training_X,
+)
 
 # With Cs an integer, the grid spans this many decades of C upwards from the
 # strongest useful penalty: glmnet's lambda_min_ratio of 1e-4.
@@ -446,6 +452,12 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
 
     def _validate_whole(self, X, y, sample_weight):
         """Labels, weights and class weights of the whole data, checked once."""
+        if is_dask_array(X) or is_dask_frame(X):
+            raise TypeError(
+                "SoftmaxClassifierCV does not take dask input yet; compute X and y "
+                "into memory, or fit SoftmaxClassifier or softmax_path on the dask "
+                "data and score a held-out part."
+            )
         X, y = validate_training_X(self, X, y)
         y = np.asarray(y)
         classes, codes = encode_labels(y)

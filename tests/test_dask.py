@@ -258,3 +258,29 @@ def test_integer_sparse_chunks_are_fitted_in_float64(client):
     expected = SoftmaxClassifier(**TIGHT).fit(counts.astype(float), y)
     clf = SoftmaxClassifier(**TIGHT).fit(chunked, da.from_array(y, chunks=50))
     np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)
+
+
+def test_path_with_warm_starts_equals_the_in_memory_path(client, data):
+    from sksoftmax import softmax_path
+
+    X, y, weights = data
+    Cs = [0.01, 0.1, 1.0, 10.0]
+    expected = softmax_path(X, y, Cs=Cs, sample_weight=weights, tol=1e-10)
+    got = softmax_path(
+        *_chunked(X, y, weights)[:2],
+        Cs=Cs,
+        tol=1e-10,
+        sample_weight=_chunked(X, y, weights)[2],
+    )
+    for ours, theirs in zip(got, expected, strict=True):
+        np.testing.assert_allclose(
+            np.asarray(ours), np.asarray(theirs), rtol=0, atol=1e-6
+        )
+
+
+def test_cv_refuses_dask_input_clearly(client, data):
+    from sksoftmax import SoftmaxClassifierCV
+
+    X, y, weights = data
+    with pytest.raises(TypeError, match="does not take dask input yet"):
+        SoftmaxClassifierCV(Cs=3).fit(*_chunked(X, y, weights)[:2])
