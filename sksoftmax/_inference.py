@@ -58,9 +58,10 @@ _MAX_NEWTON_STEPS = 20
 _RCOND = 1e-12
 # Entries of a unit null vector above this are parameters it involves.
 _LOADING_TOL = 1e-6
-# A Cholesky factor of the scaled Hessian is used when its estimated
-# reciprocal condition number is at least this: well above _RCOND, as the
-# estimate can be off by a factor of the dimension.
+# A Cholesky factor of the scaled Hessian is used when its smallest
+# eigenvalue, as the condition estimate bounds it, is at least this times the
+# larger of its norm and 1: well above _RCOND, as the estimate can be off by
+# a factor of the dimension.
 _CHOLESKY_RCOND = 1e-9
 # Up to this many parameters a Hessian that is singular, or nearly, goes to
 # an eigen-decomposition (about 10 s at 3000 on 2 cores).
@@ -86,15 +87,24 @@ def _check_alpha(alpha):
     return alpha
 
 
+def _pvalue(z):
+    """Two-sided normal p-value of a z statistic."""
+    return 2.0 * norm.sf(np.abs(z))
+
+
+def _interval(estimate, se, alpha):
+    """Normal confidence bounds, stacked on a last axis of length 2."""
+    half = norm.ppf(1.0 - alpha / 2.0) * se
+    return np.stack([estimate - half, estimate + half], axis=-1)
+
+
 def _wald_table(rows, alpha):
     """Add z, p-value and interval to each ``(class, term, estimate, se)``."""
     q = norm.ppf(1.0 - alpha / 2.0)
     table = []
     for label, term, est, se in rows:
         z = est / se
-        table.append(
-            (label, term, est, se, z, 2.0 * norm.sf(abs(z)), est - q * se, est + q * se)
-        )
+        table.append((label, term, est, se, z, _pvalue(z), est - q * se, est + q * se))
     return table
 
 
@@ -286,11 +296,11 @@ class SoftmaxInferenceResults:
 
     @property
     def coef_pvalue(self):
-        return 2.0 * norm.sf(np.abs(self.coef_z))
+        return _pvalue(self.coef_z)
 
     @property
     def intercept_pvalue(self):
-        return 2.0 * norm.sf(np.abs(self.intercept_z))
+        return _pvalue(self.intercept_z)
 
     def conf_int(self, alpha=None):
         """Normal (Wald) confidence intervals.
@@ -309,13 +319,9 @@ class SoftmaxInferenceResults:
             Lower and upper bounds for ``intercept``.
         """
         alpha = _check_alpha(self.alpha if alpha is None else alpha)
-        q = norm.ppf(1.0 - alpha / 2.0)
-        return tuple(
-            np.stack([est - q * se, est + q * se], axis=-1)
-            for est, se in [
-                (self.coef, self.coef_se),
-                (self.intercept, self.intercept_se),
-            ]
+        return (
+            _interval(self.coef, self.coef_se, alpha),
+            _interval(self.intercept, self.intercept_se, alpha),
         )
 
     def _rows(self):
@@ -573,9 +579,8 @@ class SoftmaxInferenceResults:
         jacobian = M[..., None] * Z[:, None, None, :] / (1.0 - proba)[..., None, None]
         jacobian = self._to_cov_order(jacobian)
         se = np.sqrt(np.einsum("ikp,pq,ikq->ik", jacobian, self.cov_params, jacobian))
-        log_odds = log_proba - np.log1p(-proba)
-        half = norm.ppf(1.0 - alpha / 2.0) * se
-        return proba, expit(log_odds - half), expit(log_odds + half)
+        bounds = expit(_interval(log_proba - np.log1p(-proba), se, alpha))
+        return proba, bounds[..., 0], bounds[..., 1]
 
     def _full_params(self):
         """Contrasts of all K classes, shape ``(K, n_features + 1)``.
@@ -915,7 +920,7 @@ class MarginalEffects:
 
     @property
     def effects_pvalue(self):
-        return 2.0 * norm.sf(np.abs(self.effects_z))
+        return _pvalue(self.effects_z)
 
     def conf_int(self, alpha=None):
         """Normal confidence intervals, shape ``(n_classes, n_features, 2)``.
@@ -932,8 +937,7 @@ class MarginalEffects:
             Lower and upper bounds for ``effects``.
         """
         alpha = _check_alpha(self.alpha if alpha is None else alpha)
-        half = norm.ppf(1.0 - alpha / 2.0) * self.effects_se
-        return np.stack([self.effects - half, self.effects + half], axis=-1)
+        return _interval(self.effects, self.effects_se, alpha)
 
     def _rows(self):
         for k, label in enumerate(self.classes):
