@@ -325,12 +325,16 @@ class NumPyEngine(ParameterLayout):
         width = (self.n_features + 1) * self.n_classes
         n_rows = max(1, _SECOND_ORDER_BLOCK_BYTES // (8 * width))
         for rows, X in _row_slices(self.X, n_rows):
-            design = _design(X)
-            logits = np.asarray(X @ W) + (b if self.fit_intercept else 0.0)
-            logits -= logits.max(axis=1, keepdims=True)
-            proba = np.exp(logits)
-            proba /= proba.sum(axis=1, keepdims=True)
-            yield rows, design, proba, self.weights[rows].astype(np.float64)
+            proba = self._block_probabilities(X, W, b)
+            yield rows, _design(X), proba, self.weights[rows].astype(np.float64)
+
+    def _block_probabilities(self, X, W, b):
+        """Probabilities of the rows ``X``, float64, of shape (n_rows, n_classes)."""
+        logits = np.asarray(X @ W) + (b if self.fit_intercept else 0.0)
+        logits -= logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
         """The dense Hessian at ``params``, float64, of shape (n_params, n_params).
@@ -342,9 +346,12 @@ class NumPyEngine(ParameterLayout):
         classes, and the probabilities are formed once.
         """
         K, q = self.n_classes, self.n_features + 1
-        proba = np.concatenate([p for _, _, p, _ in self._second_order_blocks(params)])
-        weights = self.weights.astype(np.float64)
+        W, b = self.unpack(params)
         row_blocks = _row_slices(self.X, max(1, _SECOND_ORDER_BLOCK_BYTES // (8 * q)))
+        proba = np.concatenate(
+            [self._block_probabilities(X, W, b) for _, X in row_blocks]
+        )
+        weights = self.weights.astype(np.float64)
         hessian = np.empty((q, K, q, K))
         for k in range(K):
             for j in range(k, K):
