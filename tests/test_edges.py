@@ -671,3 +671,42 @@ def test_command_line_fits_or_reports_without_a_traceback(
 
     model = sio.load(out, trusted=sio.get_untrusted_types(file=out))
     assert np.all(np.isfinite(model[-1].coef_))
+
+
+def _results_quantities(X, y, weights):
+    """Every quantity of the inference results that reads the caller's arrays."""
+    res = SoftmaxClassifier(C=10.0, **TIGHT).fit(X, y).inference(X, y)
+    quantities = [res.cov_params]
+    for kwargs in [
+        dict(dummy=True, count=True),
+        dict(at={"x0": 5.0}, sample_weight=weights),
+        dict(at="mean", method="eydx", dummy=True, sample_weight=weights),
+    ]:
+        me = res.marginal_effects(X, **kwargs)
+        quantities += [me.effects, me.effects_se]
+    quantities += list(res.predict(X[:7]))
+    return quantities
+
+
+@pytest.mark.parametrize("variant", [None, *SPARSE_VARIANTS])
+def test_inference_results_leave_the_callers_arrays_untouched(iris64, variant):
+    X, y = iris64
+    # A binary and a count column, so that dummy and count effects are taken.
+    X = np.column_stack([X[:, :2], (X[:, 2] > 4).astype(float), np.round(X[:, 3])])
+    weights = np.random.default_rng(0).integers(1, 4, size=len(y)).astype(float)
+    X_in = X if variant is None else SPARSE_VARIANTS[variant](X)
+    before = [_snapshot(v) for v in (X_in, y, weights)]
+    got = _results_quantities(X_in, y, weights)
+    for value, snapshot in zip((X_in, y, weights), before, strict=True):
+        assert_unchanged(snapshot, value)
+    for a, b in zip(got, _results_quantities(X, y, weights), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("magnitude", [1e-300, 1e300])
+def test_marginal_effects_at_extreme_feature_values_stay_finite(iris64, magnitude):
+    X, y = iris64
+    res = SoftmaxClassifier(C=10.0).fit(X, y).inference(X, y)
+    # A point far out: the probabilities saturate, the effects vanish.
+    me = res.marginal_effects(X, at={"x0": magnitude})
+    assert np.all(np.isfinite(me.effects)) and np.all(np.isfinite(me.effects_se))
