@@ -17,14 +17,17 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._engines import training_data
+from ._engines import make_engine, training_data
 from ._inference import softmax_inference
 from ._path import fit_path
 from ._solvers import SOLVERS
 from ._validation import (
     canonical_sparse,
     check_dask_frame_names,
+    check_inference_labels,
     check_label_values,
+    cluster_codes,
+    cluster_ways,
     dask_frame_to_array,
     effective_weights,
     is_dask_array,
@@ -58,34 +61,24 @@ def _lazy_on_dask(method):
     return dispatch
 
 
-def _cluster_codes(groups, cov_type, n_samples):
-    """Cluster labels as codes of shape ``(n_samples, n_ways)``, or None."""
-    if (cov_type == "cluster") != (groups is not None):
-        raise ValueError(
-            'groups must be given with cov_type="cluster", and only with it; '
-            f"got cov_type={cov_type!r} and groups "
-            f"{'None' if groups is None else 'given'}."
-        )
-    if groups is None:
-        return None
-    groups = np.asarray(groups)
-    if groups.ndim == 1:
-        groups = groups[:, None]
-    if groups.ndim != 2 or groups.shape[1] not in (1, 2):
-        raise ValueError(
-            "groups must have shape (n_samples,) or (n_samples, 2), got "
-            f"{groups.shape}."
-        )
-    if groups.shape[0] != n_samples:
-        raise ValueError(
-            f"groups has {groups.shape[0]} rows, but X has {n_samples} samples."
-        )
-    codes = np.column_stack(
-        [np.unique(column, return_inverse=True)[1] for column in groups.T]
+def _inference_data(estimator, X, y, sample_weight, cov_type, groups):
+    """The engine, class totals and clusters of in-memory training data."""
+    X, y = validate_data(
+        estimator, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
     )
-    if np.any(codes.max(axis=0) < 1):
-        raise ValueError("Cluster-robust covariance needs at least two clusters.")
-    return codes
+    X = canonical_sparse(X)
+    check_label_values(y)
+    check_inference_labels(np.unique(y), estimator.classes_)
+    codes = np.searchsorted(estimator.classes_, y)
+    groups = cluster_codes(groups, cov_type, X.shape[0])
+    weights, class_totals = effective_weights(
+        sample_weight, codes, estimator.classes_, estimator.class_weight
+    )
+    engine = make_engine(
+        X, codes, len(estimator.classes_), weights, estimator.fit_intercept
+    )
+    clusters = None if groups is None else cluster_ways(groups)
+    return engine, class_totals, clusters
 
 
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
@@ -343,11 +336,14 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The training data.
-        y : array-like of shape (n_samples,)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            The training data. On a dask array or DataFrame every pass over
+            the data (the Hessian, the scores' sums, the overlap
+            certificate) runs on the workers, chunk by chunk, and only
+            squares of the parameters come back.
+        y : array-like or dask array of shape (n_samples,)
             The training labels; every class of ``classes_`` must occur.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
             Frequency weights: a weight of 2 counts like a duplicated row.
             Class weights multiply them, as in ``fit``.
         reference_class : label, default=None
@@ -361,7 +357,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             to correlation inside clusters, with statsmodels' small-sample
             correction ``G / (G - 1) (nobs - 1) / (nobs - n_params)`` for
             ``G`` clusters.
-        groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
+        groups : array-like or dask array of shape (n_samples,) or (n_samples, 2), \
+                default=None
             Cluster labels, required by ``cov_type="cluster"`` and only used
             by it. Two columns give two-way clustering: the covariances of
             each way added, that of their intersections subtracted.
@@ -395,11 +392,6 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                [3.3, 3.1, 2.6, 3.7]])
         """
         check_is_fitted(self)
-        if is_dask_array(X):
-            raise TypeError(
-                "inference does not take dask arrays; compute X (and y) into "
-                "memory first: the covariance needs the full Hessian anyway."
-            )
         if self.l1_ratio > 0 and np.isfinite(self.C):
             raise ValueError(
                 f"inference needs a twice-differentiable objective, and the L1 part "
@@ -407,26 +399,14 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 "standard errors would ignore that the zeros were selected from "
                 "the data. Refit with l1_ratio=0 (on the selected features) first."
             )
-        X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
+        if is_dask_array(X) or is_dask_frame(X):
+            # Imported here: dask is an optional dependency.
+            from ._engines._dask import inference_data
+        else:
+            inference_data = _inference_data
+        engine, class_totals, clusters = inference_data(
+            self, X, y, sample_weight, cov_type, groups
         )
-        X = canonical_sparse(X)
-        check_label_values(y)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(
-                f"y has labels {unknown.tolist()} that the model was not fitted "
-                f"on; its classes are {self.classes_.tolist()}."
-            )
-        absent = np.setdiff1d(self.classes_, y)
-        if absent.size:
-            raise ValueError(
-                f"y has no samples of the class(es) {absent.tolist()}, which the "
-                "model was fitted on; inference needs the training data, in "
-                "which every class occurs."
-            )
-        codes = np.searchsorted(self.classes_, y)
-        groups = _cluster_codes(groups, cov_type, X.shape[0])
         if reference_class is None:
             reference_class = self.classes_[0]
         reference = np.flatnonzero(self.classes_ == reference_class)
@@ -435,9 +415,6 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"reference_class={reference_class!r} is not one of the classes "
                 f"{self.classes_.tolist()}."
             )
-        weights, _ = effective_weights(
-            sample_weight, codes, self.classes_, self.class_weight
-        )
         if feature_names is None:
             feature_names = getattr(self, "feature_names_in_", None)
         if feature_names is None:
@@ -450,18 +427,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             )
         coef, intercept = move_to(self.coef_, self.intercept_, xp=np, device="cpu")
         return softmax_inference(
-            X,
-            codes,
-            weights,
+            engine,
+            class_totals,
             coef.astype(np.float64),
             intercept.astype(np.float64),
             classes=self.classes_,
             reference=int(reference[0]),
             C=self.C,
-            fit_intercept=self.fit_intercept,
             feature_names=feature_names,
             cov_type=cov_type,
-            groups=groups,
+            clusters=clusters,
             alpha=alpha,
         )
 

@@ -42,7 +42,7 @@ from scipy.stats import chi2, norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 
-from ._engines import make_engine
+from ._engines._numpy import NumPyEngine
 from ._penalty import ElasticNet
 from ._separation import overlaps, separating_shift
 from ._solvers import lbfgs, newton
@@ -1272,41 +1272,45 @@ def _identified(gram, column_scale, n_other, terms):
 
 
 def softmax_inference(
-    X,
-    codes,
-    weights,
+    engine,
+    class_totals,
     coef,
     intercept,
     *,
     classes,
     reference,
     C,
-    fit_intercept,
     feature_names,
     cov_type,
-    groups,
+    clusters,
     alpha,
 ):
     """Inference on the contrasts of a fitted softmax model.
 
+    Every pass over the data runs in the engine (the Hessian, the scores'
+    products and sums, the overlap certificate), so on Dask they are tree
+    reductions over the chunks and only squares of the parameters reach
+    this process.
+
     Parameters
     ----------
-    X : ndarray or sparse matrix of shape (n_samples, n_features), float64
-    codes : ndarray of shape (n_samples,)
-        Class codes in ``[0, n_classes)``, every class with positive weight.
-    weights : ndarray of shape (n_samples,)
-        Frequency weights (sample weight times class weight).
+    engine : LossEngine
+        The training data's engine, float64, with the frequency weights
+        (sample weight times class weight).
+    class_totals : ndarray of shape (n_classes,)
+        The summed weight of each class, every one positive.
     coef, intercept : ndarray of shape (n_classes, n_features), (n_classes,)
         The fitted symmetric parameters, float64.
     classes : ndarray of shape (n_classes,)
     reference : int
         Code of the reference class.
     C : float
-    fit_intercept : bool
     feature_names : ndarray of shape (n_features,)
     cov_type : {"nonrobust", "HC0", "HC1", "cluster"}
-    groups : ndarray of shape (n_samples, n_ways) or None
-        Cluster labels, one column per way (one or two), for ``"cluster"``.
+    clusters : list of (float, int, array) or None
+        For ``"cluster"``, the ways of clustering as ``(sign, n_clusters,
+        codes)``: one way, or two and their intersection (sign -1); the
+        codes (NumPy or dask, one per sample) number the clusters from 0.
     alpha : float
 
     Returns
@@ -1314,8 +1318,8 @@ def softmax_inference(
     SoftmaxInferenceResults
     """
     n_classes, n_features = coef.shape
-    engine = make_engine(X, codes, n_classes, weights, fit_intercept)
-    weight_sum = float(np.sum(weights))
+    fit_intercept = engine.fit_intercept
+    weight_sum = float(np.sum(class_totals))
     contrasts = _Contrasts(n_features, n_classes, reference, fit_intercept)
     penalty = ElasticNet.from_C(C, 0.0, weight_sum)
     problem = _ContrastProblem(engine, contrasts, penalty, weight_sum)
@@ -1346,26 +1350,16 @@ def softmax_inference(
         # Without a penalty the estimate may not exist; a polish that looks
         # converged (large but finite steps) does not tell, the certificate
         # or the LP does.
-        positive = weights > 0
-        X_pos, codes_pos, weights_pos = X, codes, weights
-        if not np.all(positive):
-            X_pos, codes_pos = X[positive], codes[positive]
-            weights_pos = weights[positive]
         proven = overlaps(
-            X_pos,
-            codes_pos,
-            weights_pos,
+            engine,
             point.x.reshape(n_other, q),
             contrasts.others,
             keep[:rank],
             column_scale[keep[:rank]],
-            fit_intercept,
         )
         shift = None
         if not proven:
-            shift = _separating_shift(
-                X_pos, codes_pos, contrasts.others, column_scale, fit_intercept
-            )
+            shift = _separating_shift(engine, contrasts.others, column_scale)
         if shift is not None:
             # Continue at the limit of the likelihood along the separation,
             # where the parameters it leaves uninformed have no curvature.
@@ -1383,7 +1377,7 @@ def softmax_inference(
     if cov_type != "nonrobust":
         # With a penalty the bread is the penalized Hessian, the meat the
         # scores of the likelihood alone.
-        meat = _meat(problem, point.x, X, codes, weights, cov_type, groups)
+        meat = _meat(problem, point.x, cov_type, clusters)
         meat = meat(weight_sum, n_identified)
         if keep.size < meat.shape[0]:
             meat = meat[np.ix_(keep, keep)]
@@ -1402,7 +1396,6 @@ def softmax_inference(
     estimates[undefined] = np.nan
     estimates = estimates.reshape(n_other, q)
 
-    class_totals = np.bincount(codes, weights=weights, minlength=n_classes)
     if fit_intercept:
         llnull = float(class_totals @ np.log(class_totals / weight_sum))
     else:
@@ -1505,26 +1498,40 @@ def _check_memory(n_engine, n_params, n_classes, robust):
         )
 
 
-def _separating_shift(X, codes, others, column_scale, fit_intercept):
-    """:func:`separating_shift`, or None with a warning when the LP is too large."""
-    design_nonzeros = (X.nnz if sparse.issparse(X) else X.size) + X.shape[0]
-    nonzeros = 2 * len(others) * design_nonzeros
-    if nonzeros > _SEPARATION_LP_MAX_NONZEROS:
+def _separating_shift(engine, others, column_scale):
+    """:func:`separating_shift`, or None with a warning where the LP is not run.
+
+    The linear program needs the samples in memory and is skipped, with
+    the warning, when they are not (Dask) or when it is too large.
+    """
+    in_memory = isinstance(engine, NumPyEngine)
+    if in_memory:
+        X, codes, weights = engine.X, engine.y, engine.weights
+        positive = weights > 0
+        if not np.all(positive):
+            X, codes = X[positive], codes[positive]
+        design_nonzeros = (X.nnz if sparse.issparse(X) else X.size) + X.shape[0]
+        nonzeros = 2 * len(others) * design_nonzeros
+    if not in_memory or nonzeros > _SEPARATION_LP_MAX_NONZEROS:
+        reason = (
+            f"is too large to solve here ({nonzeros:.3g} nonzeros)"
+            if in_memory
+            else "needs the samples in one process, and they are on a Dask cluster"
+        )
         warnings.warn(
             "The fitted model does not prove that the classes overlap, and the "
-            f"linear program that tests for separation ({nonzeros:.3g} nonzeros) "
-            "is too large to solve here, so it was skipped. If some estimates "
-            "and their standard errors are very large, the classes may be "
-            "(quasi-)separated and those estimates do not exist; fit with a "
-            "finite C for a penalized estimate.",
+            f"linear program that tests for separation {reason}, so it was "
+            "skipped. If some estimates and their standard errors are very "
+            "large, the classes may be (quasi-)separated and those estimates do "
+            "not exist; fit with a finite C for a penalized estimate.",
             UserWarning,
             stacklevel=4,
         )
         return None
-    return separating_shift(X, codes, others, column_scale, fit_intercept)
+    return separating_shift(X, codes, others, column_scale, engine.fit_intercept)
 
 
-def _meat(problem, theta, X, codes, weights, cov_type, groups):
+def _meat(problem, theta, cov_type, clusters):
     """The middle of the sandwich, a function of ``nobs`` and ``k``.
 
     ``nobs`` is the sum of the frequency weights and ``k`` the number of
@@ -1539,17 +1546,20 @@ def _meat(problem, theta, X, codes, weights, cov_type, groups):
         if cov_type == "HC0":
             return lambda nobs, k: meat
         return lambda nobs, k: meat * nobs / (nobs - k)
-    ways = [groups[:, j] for j in range(groups.shape[1])]
-    signs = [1.0] * len(ways)
-    if len(ways) == 2:
-        _, both = np.unique(groups, axis=0, return_inverse=True)
-        ways.append(both.ravel())
-        signs.append(-1.0)
-    scores = _cluster_scores(problem, theta, X, codes, weights)
+    contrasts = problem.contrasts
+    W, b = problem.engine.unpack(contrasts.to_engine(theta))
     meats = []
-    for sign, way in zip(signs, ways, strict=True):
-        summed = scores(way)
-        meats.append((sign, summed.shape[0], summed.T @ summed))
+    for sign, n_clusters, codes in clusters:
+        (summed,) = problem.engine.row_sums(
+            _cluster_score_sums,
+            n_clusters,
+            W,
+            b,
+            contrasts.others,
+            contrasts.order,
+            rows=codes,
+        )
+        meats.append((sign, n_clusters, summed.T @ summed))
 
     def corrected(nobs, k):
         return sum(
@@ -1560,36 +1570,30 @@ def _meat(problem, theta, X, codes, weights, cov_type, groups):
     return corrected
 
 
-def _cluster_scores(problem, theta, X, codes, weights):
-    """A function from cluster codes to the clusters' summed scores.
+def _cluster_score_sums(X, codes, weights, clusters, n_clusters, W, b, others, order):
+    """A block's per-sample scores summed within each cluster.
 
     The engine gives the weighted outer products of per-sample scores, not
     the scores, and a cluster's meat needs their sums: with frequency weights
     ``s_i``, the sum over its rows of ``s_i (e_{y_i} - p_i)`` (non-reference
     classes) times ``[1, x_i]``, so that a weight of 2 counts as two rows of
-    the cluster. Returns arrays of shape ``(n_clusters, n_params)`` in
+    the cluster. Returns an array of shape ``(n_clusters, n_params)`` in
     contrast order.
     """
-    contrasts = problem.contrasts
-    W, b = problem.engine.unpack(contrasts.to_engine(theta))
     logits = X @ W + b
-    residuals = np.eye(contrasts.n_classes)[codes] - softmax(logits, axis=1)
-    residuals = residuals[:, contrasts.others] * weights[:, None]
+    residuals = np.eye(W.shape[1])[codes] - softmax(logits, axis=1)
+    residuals = residuals[:, others] * weights[:, None]
     n = X.shape[0]
     design = sparse.hstack([sparse.csr_matrix(X), np.ones((n, 1))], format="csr")
-    design = design[:, contrasts.order]
-
-    def summed(clusters):
-        indicator = sparse.csr_matrix(
-            (np.ones(n), (clusters, np.arange(n))), shape=(clusters.max() + 1, n)
-        )
-        blocks = [
-            indicator @ design.multiply(residuals[:, [m]]).tocsr()
-            for m in range(residuals.shape[1])
-        ]
-        return np.asarray(sparse.hstack(blocks).todense())
-
-    return summed
+    design = design[:, order]
+    indicator = sparse.csr_matrix(
+        (np.ones(n), (clusters, np.arange(n))), shape=(n_clusters, n)
+    )
+    blocks = [
+        indicator @ design.multiply(residuals[:, [m]]).tocsr()
+        for m in range(residuals.shape[1])
+    ]
+    return (np.asarray(sparse.hstack(blocks).todense()),)
 
 
 def _warn_unidentified(separated, curvature, point, n_steps, labels, terms):

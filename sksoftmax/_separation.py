@@ -174,7 +174,7 @@ def _design(X, columns, fit_intercept, scale=None):
     return design / scale
 
 
-def overlaps(X, codes, weights, theta, others, columns, column_scale, fit_intercept):
+def overlaps(engine, theta, others, columns, column_scale):
     """Whether a fit near the maximum likelihood proves that the classes overlap.
 
     With the margins ``m_ik`` of :func:`separating_shift`, Stiemke's lemma
@@ -191,16 +191,17 @@ def overlaps(X, codes, weights, theta, others, columns, column_scale, fit_interc
     ``p_k + [y=k](1 - 2 p_k)`` on the diagonal and by
     ``-([y=k] p_l + [y=l] p_k)`` off it.
 
+    Both passes over the data (the score with ``N``, then the margins) are
+    sums over rows, so they run where the engine's data are, chunk by chunk
+    on Dask; only ``N`` and ``w`` travel.
+
     Parameters
     ----------
-    X : ndarray or sparse matrix of shape (n_samples, n_features)
-        The samples of positive weight.
-    codes : ndarray of shape (n_samples,)
-    weights : ndarray of shape (n_samples,)
-        Their positive frequency weights.
+    engine : LossEngine
+        The engine of the training data; samples of weight zero are ignored.
     theta : ndarray of shape (n_classes - 1, q)
         Unpenalized contrasts near the maximum likelihood, each row
-        ``[c_k, beta_k]``.
+        ``[c_k, beta_k]`` (``beta_k`` alone without an intercept).
     others : ndarray of shape (n_classes - 1,)
         Codes of the non-reference classes, one per row of ``theta``.
     columns : ndarray
@@ -210,20 +211,47 @@ def overlaps(X, codes, weights, theta, others, columns, column_scale, fit_interc
         Their scales: the certificate does not depend on them, but the
         condition of ``N`` is judged in standardized columns, as the
         Hessian's is.
-    fit_intercept : bool
 
     Returns
     -------
     bool
         True when overlap is proven; False means only that it is not.
     """
+    fit_intercept = engine.fit_intercept
+    n_zero, score, N = engine.row_sums(
+        _certificate_sums, theta, others, columns, column_scale, fit_intercept
+    )
+    if n_zero > 0:
+        return False
+    factor = cholesky(N, _CERTIFICATE_RCOND)
+    if factor is None:
+        return False
+    w = solve_factored(factor, -score.ravel()).reshape(len(others), len(columns))
+    (n_violated,) = engine.row_sums(
+        _violated_margins, w, others, columns, column_scale, fit_intercept
+    )
+    return n_violated == 0
+
+
+def _weighted_rows(X, codes, weights):
+    """The rows of positive weight."""
+    positive = weights > 0
+    if np.all(positive):
+        return X, codes, weights
+    return X[positive], codes[positive], weights[positive]
+
+
+def _certificate_sums(
+    X, codes, weights, theta, others, columns, column_scale, fit_intercept
+):
+    """A block's count of rows with a zero probability, its score and its ``N``."""
+    X, codes, weights = _weighted_rows(X, codes, weights)
     n_classes = len(others) + 1
     full = _design(X, slice(None), fit_intercept)
     logits = np.zeros((X.shape[0], n_classes))
     logits[:, others] = np.asarray(full @ theta.T)
     proba = softmax(logits, axis=1)
-    if not np.all(proba > 0.0):
-        return False
+    n_zero = np.count_nonzero(~np.all(proba > 0.0, axis=1))
     design = _design(X, columns, fit_intercept, column_scale)
     y = np.eye(n_classes)[codes]
     score = np.asarray(design.T @ ((y - proba)[:, others] * weights[:, None])).T
@@ -238,12 +266,19 @@ def overlaps(X, codes, weights, theta, others, columns, column_scale, fit_interc
             block = empty_square(q)
             add_gram(block, design, weights * pair, sign)
             N[m, :, n, :] = N[n, :, m, :] = mirror_upper(block)
-    factor = cholesky(N.reshape(n_other * q, n_other * q), _CERTIFICATE_RCOND)
-    if factor is None:
-        return False
-    w = solve_factored(factor, -score.ravel()).reshape(n_other, q)
+    return n_zero, score, N.reshape(n_other * q, n_other * q)
+
+
+def _violated_margins(
+    X, codes, weights, w, others, columns, column_scale, fit_intercept
+):
+    """A block's count of rows with a margin ``m_ik(w)`` at most -1/2."""
+    X, codes, _ = _weighted_rows(X, codes, weights)
+    n_classes = len(others) + 1
+    design = _design(X, columns, fit_intercept, column_scale)
     shifts = np.zeros((X.shape[0], n_classes))
     shifts[:, others] = np.asarray(design @ w.T)
-    margins = shifts[np.arange(X.shape[0]), codes][:, None] - shifts
-    margins[np.arange(X.shape[0]), codes] = 0.0
-    return bool(np.min(margins) > -0.5)
+    rows = np.arange(X.shape[0])
+    margins = shifts[rows, codes][:, None] - shifts
+    margins[rows, codes] = 0.0
+    return (np.count_nonzero(np.min(margins, axis=1, initial=0.0) <= -0.5),)

@@ -71,12 +71,14 @@ def dask_frame_to_array(X):
     return X.to_dask_array(lengths=True)
 
 
-def validate_training_X(estimator, X, y):
+def validate_training_X(estimator, X, y, *, reset=True):
     """Check training data as scikit-learn does, recording its width and names.
 
     Dask arrays are checked without being computed: two dimensions, known
     row chunks, a float dtype and one chunk across the columns, which each
-    chunk's engine needs.
+    chunk's engine needs. With ``reset=False`` (inference on the training
+    data of a fitted model) the width and names are checked against the
+    record instead.
 
     Returns
     -------
@@ -85,11 +87,11 @@ def validate_training_X(estimator, X, y):
     """
     if is_dask_frame(X):
         # Names from the columns, then the rows stay chunked on the workers.
-        check_dask_frame_names(estimator, X, reset=True)
+        check_dask_frame_names(estimator, X, reset=reset)
         X = dask_frame_to_array(X)
         if is_dask_frame(y):
             y = dask_frame_to_array(y)
-        return _dask_training_X(estimator, X, y, names_checked=True)
+        return _dask_training_X(estimator, X, y, reset=reset, names_checked=True)
     if not is_dask_array(X):
         check_label_values(y)
         xp, _ = get_namespace(X)
@@ -100,12 +102,13 @@ def validate_training_X(estimator, X, y):
             accept_sparse=["csr", "csc"],
             dtype=[xp.float64, xp.float32],
             order="C",
+            reset=reset,
         )
         return canonical_sparse(X), y
-    return _dask_training_X(estimator, X, y)
+    return _dask_training_X(estimator, X, y, reset=reset)
 
 
-def _dask_training_X(estimator, X, y, names_checked=False):
+def _dask_training_X(estimator, X, y, *, reset, names_checked=False):
     """Checks of a dask array X that need no computation of its values."""
     if X.ndim != 2:
         raise ValueError(
@@ -130,9 +133,9 @@ def _dask_training_X(estimator, X, y, names_checked=False):
         X = X.astype(np.float64)
     if X.numblocks[1] > 1:
         X = X.rechunk({1: -1})
-    _check_n_features(estimator, X, reset=True)
+    _check_n_features(estimator, X, reset=reset)
     if not names_checked:
-        _check_feature_names(estimator, X, reset=True)
+        _check_feature_names(estimator, X, reset=reset)
     return X, y
 
 
@@ -291,6 +294,97 @@ def check_weight_sum(weight_sum):
         raise ValueError(
             "The effective sample weights sum to infinity; divide them by a "
             "common factor (and C by the same factor to keep the fit)."
+        )
+
+
+def check_groups_given(groups, cov_type):
+    """Refuse cluster labels without ``cov_type="cluster"``, and the reverse."""
+    if (cov_type == "cluster") != (groups is not None):
+        raise ValueError(
+            'groups must be given with cov_type="cluster", and only with it; '
+            f"got cov_type={cov_type!r} and groups "
+            f"{'None' if groups is None else 'given'}."
+        )
+
+
+def cluster_codes(groups, cov_type, n_samples):
+    """Cluster labels as codes of shape ``(n_samples, n_ways)``, or None.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_samples,) or (n_samples, 2), or None
+    cov_type : str
+        Groups are required by ``"cluster"`` and refused otherwise.
+    n_samples : int
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_ways) or None
+    """
+    check_groups_given(groups, cov_type)
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    if groups.ndim == 1:
+        groups = groups[:, None]
+    if groups.ndim != 2 or groups.shape[1] not in (1, 2):
+        raise ValueError(
+            "groups must have shape (n_samples,) or (n_samples, 2), got "
+            f"{groups.shape}."
+        )
+    if groups.shape[0] != n_samples:
+        raise ValueError(
+            f"groups has {groups.shape[0]} rows, but X has {n_samples} samples."
+        )
+    codes = np.column_stack(
+        [np.unique(column, return_inverse=True)[1] for column in groups.T]
+    )
+    if np.any(codes.max(axis=0) < 1):
+        raise ValueError("Cluster-robust covariance needs at least two clusters.")
+    return codes
+
+
+def cluster_ways(codes):
+    """The ways of clustering of :func:`softmax_inference` from cluster codes.
+
+    Parameters
+    ----------
+    codes : ndarray of shape (n_samples, n_ways)
+        One or two columns of cluster codes numbered from 0.
+
+    Returns
+    -------
+    list of (float, int, ndarray)
+    """
+    ways = [(1.0, int(column.max()) + 1, column) for column in codes.T]
+    if codes.shape[1] == 2:
+        _, both = np.unique(codes, axis=0, return_inverse=True)
+        ways.append((-1.0, int(both.max()) + 1, both.ravel()))
+    return ways
+
+
+def check_inference_labels(found, classes):
+    """Refuse labels for inference other than exactly the fitted classes.
+
+    Parameters
+    ----------
+    found : ndarray
+        The distinct labels of ``y``.
+    classes : ndarray
+        The fitted ``classes_``.
+    """
+    unknown = np.setdiff1d(found, classes)
+    if unknown.size:
+        raise ValueError(
+            f"y has labels {unknown.tolist()} that the model was not fitted "
+            f"on; its classes are {classes.tolist()}."
+        )
+    absent = np.setdiff1d(classes, found)
+    if absent.size:
+        raise ValueError(
+            f"y has no samples of the class(es) {absent.tolist()}, which the "
+            "model was fitted on; inference needs the training data, in "
+            "which every class occurs."
         )
 
 

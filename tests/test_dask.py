@@ -148,11 +148,129 @@ def test_separation_is_detected_across_chunks(client):
         SoftmaxClassifier(C=np.inf, tol=1e-3).fit(X_dask, y)
 
 
-def test_inference_refuses_dask_input(client, data):
+@pytest.fixture(scope="module")
+def full_rank(data):
+    """The data without its redundant columns, so that every parameter is identified."""
+    X, y, weights = data
+    X_full, y_full = make_classification(
+        n_samples=X.shape[0],
+        n_features=6,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=3,
+        random_state=1,
+    )
+    return X_full, y_full, weights
+
+
+def _assert_same_inference(result, expected):
+    for name in ["coef", "intercept", "coef_se", "intercept_se", "cov_params"]:
+        np.testing.assert_allclose(
+            getattr(result, name), getattr(expected, name), rtol=1e-8, atol=1e-12
+        )
+    for name in ["llf", "llnull", "nobs", "df_model"]:
+        np.testing.assert_allclose(getattr(result, name), getattr(expected, name))
+
+
+@pytest.mark.parametrize(
+    "params, options",
+    [
+        ({"C": np.inf}, {}),
+        ({"C": 0.5, "class_weight": "balanced"}, {"cov_type": "HC1"}),
+        ({"C": np.inf, "fit_intercept": False}, {"cov_type": "HC0"}),
+        ({"C": 2.0}, {"cov_type": "cluster"}),
+        ({"C": np.inf}, {"cov_type": "cluster", "two_way": True}),
+    ],
+    ids=["unpenalized", "balanced-HC1", "no-intercept-HC0", "cluster", "two-way"],
+)
+def test_inference_on_the_workers_equals_in_memory_inference(
+    client, full_rank, params, options
+):
+    X, y, weights = full_rank
+    options = dict(options)
+    groups = None
+    if options.pop("two_way", False):
+        groups = np.column_stack(
+            [np.arange(X.shape[0]) % 23, np.arange(X.shape[0]) % 7]
+        )
+    elif options.get("cov_type") == "cluster":
+        groups = np.arange(X.shape[0]) % 31
+    if groups is not None:
+        options["groups"] = groups
+    clf = SoftmaxClassifier(**TIGHT, **params).fit(X, y, sample_weight=weights)
+    expected = clf.inference(X, y, sample_weight=weights, **options)
+    X_dask, y_dask, w_dask = _chunked(X, y, weights)
+    if groups is not None and groups.ndim == 1:
+        options["groups"] = da.from_array(groups, chunks=100)  # rechunked to X's rows
+    with (
+        distributed.get_task_stream(client) as stream,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        result = clf.inference(X_dask, y_dask, sample_weight=w_dask, **options)
+    _assert_same_inference(result, expected)
+    # Unpenalized, the overlap certificate ran on the chunks and proved overlap.
+    assert not [w for w in caught if "linear program" in str(w.message)]
+    workers = set(client.scheduler_info()["workers"])
+    assert {task["worker"] for task in stream.data} == workers
+
+
+def test_inference_on_sparse_chunks_and_dataframes(client, full_rank):
+    from scipy import sparse
+
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X, y, _ = full_rank
+    X = np.where(np.abs(X) > 1.0, X, 0.0)
+    clf = SoftmaxClassifier(**TIGHT, C=1.0).fit(X, y)
+    expected = clf.inference(X, y, cov_type="HC0")
+    chunks = da.from_array(X, chunks=(150, X.shape[1])).map_blocks(
+        sparse.csr_matrix, dtype=np.float64, meta=sparse.csr_matrix((0, 0))
+    )
+    _assert_same_inference(clf.inference(chunks, y, cov_type="HC0"), expected)
+
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    named = SoftmaxClassifier(**TIGHT, C=1.0).fit(frame, y)
+    expected = named.inference(frame, y)
+    ddf = dd.from_pandas(frame, npartitions=4)
+    result = named.inference(ddf, dd.from_pandas(pd.Series(y), npartitions=4))
+    _assert_same_inference(result, expected)
+    assert result.feature_names.tolist() == frame.columns.tolist()
+    with pytest.raises(ValueError, match="feature names should match"):
+        named.inference(ddf.rename(columns={"f0": "g0"}), y)
+
+
+def test_inference_on_dask_refuses_what_memory_refuses(client, data):
     X, y, _ = data
     clf = SoftmaxClassifier().fit(X, y)
-    with pytest.raises(TypeError, match="compute X"):
-        clf.inference(da.from_array(X), y)
+    X_dask = da.from_array(X, chunks=(150, X.shape[1]))
+    with pytest.raises(ValueError, match="labels \\[7\\] that the model"):
+        clf.inference(X_dask, np.where(y == 2, 7, y))
+    with pytest.raises(ValueError, match="no samples of the class"):
+        clf.inference(X_dask, np.where(y == 2, 1, y))
+    with pytest.raises(ValueError, match="X has 7 features"):
+        clf.inference(X_dask[:, :7], y)
+    with pytest.raises(ValueError, match="groups must be given"):
+        clf.inference(X_dask, y, groups=da.zeros(X.shape[0], chunks=150))
+    with pytest.raises(ValueError, match="at least two clusters"):
+        clf.inference(
+            X_dask, y, cov_type="cluster", groups=da.zeros(X.shape[0], chunks=150)
+        )
+    with pytest.raises(ValueError, match="groups must have shape"):
+        clf.inference(
+            X_dask, y, cov_type="cluster", groups=da.zeros((X.shape[0], 3), chunks=150)
+        )
+
+
+def test_inference_on_dask_skips_the_separation_program_with_a_warning(client):
+    X = np.linspace(-1.0, 1.0, 40)[:, None]
+    y = (X[:, 0] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = SoftmaxClassifier(C=np.inf, tol=1e-3).fit(X, y)
+    X_dask = da.from_array(X, chunks=(10, 1))
+    with pytest.warns(UserWarning, match="on a Dask cluster"):
+        clf.inference(X_dask, y)
 
 
 def test_dask_dataframe_fits_on_the_workers_with_names_and_categorical_labels(

@@ -65,6 +65,13 @@ ENGINES = {
 }
 
 
+def _tagged_sums(X, codes, weights, tags, factor):
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+    summed = np.zeros((3, X.shape[1]))
+    np.add.at(summed, tags, factor * weights[:, None] * X)
+    return summed, np.count_nonzero(codes == 1)
+
+
 @pytest.fixture(params=list(ENGINES))
 def engine_input(request, problem):
     if request.param == "dask":
@@ -108,3 +115,11 @@ def test_engine_matches_the_plain_reference(
     mean, std = engine.column_moments()
     np.testing.assert_allclose(mean, w @ X, **close)
     np.testing.assert_allclose(std, np.sqrt(w @ (X - w @ X) ** 2), **close)
+
+    # Row sums: blocks of the data with raw weights, a per-row array aligned.
+    tags = np.arange(X.shape[0]) % 3
+    summed, count = engine.row_sums(_tagged_sums, 2.0, rows=tags)
+    expected = np.zeros((3, X.shape[1]))
+    np.add.at(expected, tags, 2.0 * weights[:, None] * X)
+    np.testing.assert_allclose(summed, expected, **close)
+    assert count == np.bincount(y, minlength=N_CLASSES)[1]

@@ -10,6 +10,7 @@ from scipy import sparse
 
 import sksoftmax._inference as inference_module
 from sksoftmax import SoftmaxClassifier
+from sksoftmax._engines._numpy import NumPyEngine
 from sksoftmax._separation import overlaps, separating_shift
 from sksoftmax._symmetric import (
     add_gram,
@@ -126,9 +127,8 @@ def test_overlap_certificate_agrees_with_the_linear_program(seed, sparse_input):
     W = clf.coef_ - clf.coef_[0]
     b = clf.intercept_ - clf.intercept_[0]
     theta = np.column_stack([b, W])[1:]
-    proven = overlaps(
-        X_in, y, np.ones(n), theta, np.arange(1, 3), np.arange(4), np.ones(4), True
-    )
+    engine = NumPyEngine(X_in, y, 3, np.ones(n), True)
+    proven = overlaps(engine, theta, np.arange(1, 3), np.arange(4), np.ones(4))
     shift = separating_shift(X_in, y, np.arange(1, 3), np.ones(4), True)
     # The certificate may fail to prove overlap, but never contradicts the LP.
     assert not (proven and shift is not None)

@@ -64,7 +64,8 @@ class ArrayAPIEngine(ParameterLayout):
         self.n_features = X.shape[1]
         weights = np.asarray(sample_weight, dtype=np.float64)
         # s_i / S on the host, and as a column on the device.
-        self.weights = weights / weights.sum()
+        self.weight_sum = float(weights.sum())
+        self.weights = weights / self.weight_sum
         self.y = np.asarray(y)
         self._weights = self._to_device(self.weights[:, None])
         codes = xp.asarray(np.asarray(y, dtype=np.int64)[:, None], device=self._device)
@@ -266,6 +267,16 @@ class ArrayAPIEngine(ParameterLayout):
             kron = self._kron_rows(design, residual)
             outer = outer + xp.matrix_transpose(kron) @ (kron * weights)
         return self.mask_intercept_square(_to_host(outer))
+
+    def row_sums(self, func: Callable, *args, rows=None) -> tuple:
+        """``func`` on a float64 copy of the data on the host, one block of rows.
+
+        Its users (inference's statistics) run on the host anyway.
+        """
+        extra = () if rows is None else (rows,)
+        return func(
+            _to_host(self.X), self.y, self.weights * self.weight_sum, *extra, *args
+        )
 
     def gram(self) -> np.ndarray:
         """``[X, 1]^T D [X, 1]``, float64 on the host."""

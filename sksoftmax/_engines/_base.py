@@ -106,6 +106,18 @@ class LossEngine(Protocol):
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` ranks every positively weighted sample's class first."""
 
+    def row_sums(self, func: Callable, *args, rows=None) -> tuple:
+        """Sums over blocks of rows of ``func(X, codes, weights[, rows], *args)``.
+
+        For statistics that add up over the samples (inference's cluster
+        scores, the overlap certificate) and must run where the data are.
+        ``func`` gets a block of ``X`` as NumPy or scipy.sparse data, float64
+        when ``X`` is, its class codes, its weights ``s_i`` (not divided by
+        ``S``) and, when ``rows`` (an array of one entry per sample) is
+        given, that array's part for the block; it returns a tuple of
+        numbers or arrays, which are added element-wise over the blocks.
+        """
+
 
 class ParameterLayout:
     """The flat parameter vector ``[W.ravel(), b]`` that every engine shares.

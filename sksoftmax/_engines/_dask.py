@@ -27,10 +27,15 @@ from sklearn.utils.multiclass import check_classification_targets
 from .._validation import (
     canonical_sparse,
     check_class_totals,
+    check_groups_given,
+    check_inference_labels,
     check_label_values,
     check_two_classes,
     check_weight_sum,
     class_weight_factors,
+    cluster_codes,
+    cluster_ways,
+    validate_training_X,
 )
 from ._base import ParameterLayout, TrainingData
 from ._numpy import NumPyEngine
@@ -39,30 +44,28 @@ from ._numpy import NumPyEngine
 _SPLIT_EVERY = 8
 
 
-def _aligned(v, X, name):
-    """v as a 1-d dask array chunked like the rows of X."""
+def _aligned(v, row_chunks, name):
+    """v as a 1-d dask array chunked like the rows of X, ``row_chunks``."""
+    n_rows = sum(row_chunks)
     if not isinstance(v, da.Array):
         v = np.asarray(v)
         if v.ndim == 2 and v.shape[1] == 1:
             v = v.ravel()
-        if v.ndim != 1 or v.shape[0] != X.shape[0]:
+        if v.ndim != 1 or v.shape[0] != n_rows:
             raise ValueError(
-                f"{name} must have shape ({X.shape[0]},) like the rows of X, "
-                f"got {v.shape}."
+                f"{name} must have shape ({n_rows},) like the rows of X, got {v.shape}."
             )
-        return da.from_array(v, chunks=(X.chunks[0],))
+        return da.from_array(v, chunks=(row_chunks,))
     if v.ndim != 1:
         raise ValueError(f"{name} must be a 1-dimensional dask array, got {v.ndim}.")
     if any(np.isnan(size) for size in v.chunks[0]):
         raise ValueError(
             f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first."
         )
-    if v.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"{name} has {v.shape[0]} entries but X has {X.shape[0]} rows."
-        )
-    if v.chunks[0] != X.chunks[0]:
-        v = v.rechunk((X.chunks[0],))
+    if v.shape[0] != n_rows:
+        raise ValueError(f"{name} has {v.shape[0]} entries but X has {n_rows} rows.")
+    if v.chunks[0] != row_chunks:
+        v = v.rechunk((row_chunks,))
     return v
 
 
@@ -97,7 +100,7 @@ def training_data(X, y, sample_weight, *, class_weight, fit_intercept):
     -------
     TrainingData
     """
-    y = _aligned(y, X, "y")
+    y = _aligned(y, X.chunks[0], "y")
     if y.dtype.kind == "O":
         # Missing or mixed labels break the sort behind da.unique on a
         # worker; one column of labels is checked on the client instead.
@@ -112,7 +115,9 @@ def training_data(X, y, sample_weight, *, class_weight, fit_intercept):
     elif np.ndim(sample_weight) == 0 and not isinstance(sample_weight, da.Array):
         sample_weight = da.full(X.shape[0], float(sample_weight), chunks=(X.chunks[0],))
     else:
-        sample_weight = _aligned(sample_weight, X, "sample_weight").astype(np.float64)
+        sample_weight = _aligned(sample_weight, X.chunks[0], "sample_weight").astype(
+            np.float64
+        )
     n_classes = classes.shape[0]
     totals = da.map_blocks(
         _class_totals,
@@ -143,6 +148,76 @@ def training_data(X, y, sample_weight, *, class_weight, fit_intercept):
         )
     engine = DaskEngine(X, y_codes, n_classes, sample_weight, fit_intercept)
     return TrainingData(engine, classes, class_totals)
+
+
+def inference_data(estimator, X, y, sample_weight, cov_type, groups):
+    """The engine, class totals and clusters of a fitted model's Dask training data.
+
+    As in memory, ``y`` must hold exactly the fitted classes and the
+    arithmetic is float64; the chunks go to the workers once.
+
+    Parameters
+    ----------
+    estimator : SoftmaxClassifier
+        Fitted.
+    X : dask array or DataFrame of shape (n_samples, n_features)
+    y, sample_weight : dask or NumPy arrays of shape (n_samples,)
+    cov_type : str
+    groups : dask or NumPy array of shape (n_samples,) or (n_samples, 2), or None
+
+    Returns
+    -------
+    engine : DaskEngine
+    class_totals : ndarray of shape (n_classes,)
+    clusters : list of (float, int, array) or None
+        As :func:`~sksoftmax._inference.softmax_inference` takes them.
+    """
+    X, y = validate_training_X(estimator, X, y, reset=False)
+    check_groups_given(groups, cov_type)
+    row_chunks = X.chunks[0]
+    clusters = None
+    if isinstance(groups, da.Array):
+        clusters = _cluster_ways(groups, row_chunks)
+    elif groups is not None:
+        clusters = cluster_ways(cluster_codes(groups, cov_type, X.shape[0]))
+    data = training_data(
+        X.astype(np.float64),
+        y,
+        sample_weight,
+        class_weight=estimator.class_weight,
+        fit_intercept=estimator.fit_intercept,
+    )
+    check_inference_labels(data.classes, estimator.classes_)
+    return data.engine, data.class_totals, clusters
+
+
+def _cluster_ways(groups, row_chunks):
+    """The ways of clustering of dask cluster labels, coded on the workers."""
+    if groups.ndim not in (1, 2) or (groups.ndim == 2 and groups.shape[1] > 2):
+        raise ValueError(
+            "groups must have shape (n_samples,) or (n_samples, 2), got "
+            f"{groups.shape}."
+        )
+    columns = (
+        [groups] if groups.ndim == 1 else [groups[:, j] for j in range(groups.shape[1])]
+    )
+    ways = []
+    for column in columns:
+        column = _aligned(column, row_chunks, "groups")
+        labels = da.unique(column).compute()
+        if labels.size < 2:
+            raise ValueError("Cluster-robust covariance needs at least two clusters.")
+        ways.append(
+            (1.0, labels.size, column.map_blocks(_encode, labels, dtype=np.intp))
+        )
+    if len(ways) == 2:
+        # The intersections: one code per pair of codes.
+        pairs = ways[0][2] * ways[1][1] + ways[1][2]
+        labels = da.unique(pairs).compute()
+        ways.append(
+            (-1.0, labels.size, pairs.map_blocks(_encode, labels, dtype=np.intp))
+        )
+    return ways
 
 
 class _Chunk:
@@ -217,6 +292,12 @@ def _chunk_moments(chunk):
     return (chunk.weight_sum, *chunk.engine.column_moments())
 
 
+def _chunk_row_sums(chunk, func, *args, rows=None):
+    if chunk.engine is None:
+        return None
+    return chunk.engine.row_sums(func, *args, rows=rows)
+
+
 def _chunk_separates(chunk, W, b):
     if chunk.engine is None:
         return True
@@ -279,6 +360,7 @@ class DaskEngine(ParameterLayout):
             )
         ]
         self._chunks = dask.persist(*chunks)
+        self._row_chunks = X.chunks[0]
         # Also where a non-finite X is reported, from the worker that saw it.
         sums = dask.compute(*[dask.delayed(_chunk_weight_sum)(c) for c in self._chunks])
         self.weight_sum = float(np.sum(sums))
@@ -351,6 +433,24 @@ class DaskEngine(ParameterLayout):
     def gram(self) -> np.ndarray:
         """``[X, 1]^T D [X, 1]``, summed over the chunks."""
         return self._reduce(_chunk_call, "gram", self.weight_sum)[0]
+
+    def row_sums(self, func: Callable, *args, rows=None) -> tuple:
+        """``func`` on every chunk, its results summed in a tree on the workers.
+
+        ``rows``, a NumPy or dask array with one entry per sample, goes to
+        the chunks in parts aligned with their rows.
+        """
+        args = [dask.delayed(arg) for arg in args]
+        task = dask.delayed(_chunk_row_sums)
+        if rows is None:
+            parts = [task(c, func, *args) for c in self._chunks]
+        else:
+            rows = _aligned(rows, self._row_chunks, "rows").to_delayed()
+            parts = [
+                task(c, func, *args, rows=part)
+                for c, part in zip(self._chunks, rows, strict=True)
+            ]
+        return dask.compute(_tree(_add, parts))[0]
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` ranks every weighted sample's class first."""

@@ -122,7 +122,7 @@ class NumPyEngine(ParameterLayout):
         self.fit_intercept = fit_intercept
         self.dtype = X.dtype
         n_samples, self.n_features = X.shape
-        weight_sum = float(np.sum(sample_weight, dtype=np.float64))
+        self.weight_sum = weight_sum = float(np.sum(sample_weight, dtype=np.float64))
         # Per-row weights s_i / S, the diagonal of D, in X's dtype: a float64
         # copy would cost a float32 fit a fifth of its n x K budget.
         self.weights = (
@@ -376,6 +376,12 @@ class NumPyEngine(ParameterLayout):
             proba[np.arange(proba.shape[0]), self.y[rows]] -= 1.0
             add_gram(upper, _kron_rows(design, proba), weights)
         return self.mask_intercept_square(mirror_upper(upper).T)
+
+    def row_sums(self, func: Callable, *args, rows=None) -> tuple:
+        """``func`` on the whole data: it is one block of rows."""
+        weights = self.weights.astype(np.float64) * self.weight_sum
+        extra = () if rows is None else (rows,)
+        return func(self.X, self.y, weights, *extra, *args)
 
     def gram(self) -> np.ndarray:
         """``[X, 1]^T D [X, 1]``, float64."""
