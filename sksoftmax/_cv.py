@@ -47,7 +47,12 @@ _FIT_PARAMS = ("fit_intercept", "class_weight", "solver", "tol", "max_iter", "ve
 
 @dataclass
 class _Whole:
-    """The whole training data, validated once; folds inherit it."""
+    """The whole training data in memory, validated once; folds inherit it.
+
+    :class:`~sksoftmax._engines._dask.ChunkFolds` is its counterpart for
+    Dask data, with the same ``classes``, ``n_features``, ``dtype``,
+    ``training`` and ``held_out``.
+    """
 
     X: object
     y: np.ndarray
@@ -55,6 +60,41 @@ class _Whole:
     codes: np.ndarray
     weights: np.ndarray
     score_weight: np.ndarray | None
+    fit_intercept: bool
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+    @property
+    def dtype(self):
+        return self.X.dtype
+
+    def all_data(self):
+        """The training data of every row."""
+        engine = make_engine(
+            self.X, self.codes, self.classes.shape[0], self.weights, self.fit_intercept
+        )
+        totals = np.bincount(self.codes, weights=self.weights)
+        return TrainingData(engine, self.classes, totals)
+
+    def training(self, train):
+        """Training data of the rows ``train`` and the classes present in them."""
+        return subset_data(
+            self.X,
+            self.codes,
+            self.weights,
+            self.classes,
+            train,
+            fit_intercept=self.fit_intercept,
+        )
+
+    def held_out(self, test, scorer, score_params):
+        """A function from a model over all classes to its score on rows ``test``."""
+        X_test = _safe_indexing(self.X, test)
+        y_test = _safe_indexing(self.y, test)
+        score_params = _check_method_params(self.X, score_params, test)
+        return lambda model: scorer(model, X_test, y_test, **score_params)
 
 
 @dataclass
@@ -79,9 +119,9 @@ def _fold_model(estimator, whole, present, coef, intercept):
     model = SoftmaxClassifier(**estimator.get_params())
     n_classes = whole.classes.shape[0]
     model.classes_ = whole.classes
-    model.n_features_in_ = whole.X.shape[1]
-    model.coef_ = np.zeros((n_classes, whole.X.shape[1]), dtype=whole.X.dtype)
-    model.intercept_ = np.full(n_classes, -np.inf, dtype=whole.X.dtype)
+    model.n_features_in_ = whole.n_features
+    model.coef_ = np.zeros((n_classes, whole.n_features), dtype=whole.dtype)
+    model.intercept_ = np.full(n_classes, -np.inf, dtype=whole.dtype)
     model.coef_[present] = coef
     model.intercept_[present] = intercept
     return model
@@ -89,17 +129,8 @@ def _fold_model(estimator, whole, present, coef, intercept):
 
 def _fold_path(estimator, whole, fold, train, test, Cs, start, scorer, score_params):
     """Fit the path of ``Cs`` on a training fold and score it on the held-out one."""
-    data, present = subset_data(
-        whole.X,
-        whole.codes,
-        whole.weights,
-        whole.classes,
-        train,
-        fit_intercept=estimator.fit_intercept,
-    )
-    X_test = _safe_indexing(whole.X, test)
-    y_test = _safe_indexing(whole.y, test)
-    score_params = _check_method_params(whole.X, score_params, test)
+    data, present = whole.training(train)
+    score_held_out = whole.held_out(test, scorer, score_params)
     path = _FoldPath([], [], [], [], start)
     tag = f"[l1_ratio={estimator.l1_ratio:g} fold {fold}] "
     if data is None:
@@ -120,14 +151,14 @@ def _fold_path(estimator, whole, fold, train, test, Cs, start, scorer, score_par
         )
     for C, result in zip(Cs, results, strict=True):
         if result is None:
-            coef = np.zeros((1, whole.X.shape[1]))
+            coef = np.zeros((1, whole.n_features))
             intercept, n_iter = np.zeros(1), 0
         else:
             W, b = data.engine.unpack(result.params)
             coef, intercept, n_iter = W.T, b, result.n_iter
             path.params = result.params
         model = _fold_model(estimator, whole, present, coef, intercept)
-        score = scorer(model, X_test, y_test, **score_params)
+        score = score_held_out(model)
         if estimator.verbose:
             print(f"{tag}C={C:.4g}: score {score:.6g}, {n_iter} iterations", flush=True)
         path.scores.append(score)
@@ -384,17 +415,27 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
                 "l1_ratios must be a non-empty 1-d sequence of numbers in [0, 1]; "
                 f"got {self.l1_ratios!r}."
             )
-        whole = self._validate_whole(X, y, sample_weight)
-        if _routing_enabled():
-            routed = process_routing(self, "fit", sample_weight=sample_weight, **params)
+        n_jobs = self.n_jobs
+        if is_dask_array(X) or is_dask_frame(X):
+            whole, scorer, score_params = self._dask_folds(X, y, sample_weight)
+            folds = whole.folds
+            # The workers run each fold's evaluations in parallel.
+            n_jobs = None
         else:
-            score = {}
-            if whole.score_weight is not None:
-                score = {"sample_weight": whole.score_weight}
-            routed = Bunch(splitter=Bunch(split={}), scorer=Bunch(score=score))
-        cv = check_cv(self.cv, whole.y, classifier=True)
-        folds = list(cv.split(whole.X, whole.y, **routed.splitter.split))
-        scorer = _with_labels(self._get_scorer(), whole.classes)
+            whole = self._validate_whole(X, y, sample_weight)
+            if _routing_enabled():
+                routed = process_routing(
+                    self, "fit", sample_weight=sample_weight, **params
+                )
+            else:
+                score = {}
+                if whole.score_weight is not None:
+                    score = {"sample_weight": whole.score_weight}
+                routed = Bunch(splitter=Bunch(split={}), scorer=Bunch(score=score))
+            cv = check_cv(self.cv, whole.y, classifier=True)
+            folds = list(cv.split(whole.X, whole.y, **routed.splitter.split))
+            scorer = _with_labels(self._get_scorer(), whole.classes)
+            score_params = routed.scorer.score
 
         grids = self._grids(whole, l1_ratios)
         paths = [[None] * len(folds) for _ in l1_ratios]
@@ -407,7 +448,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
                 for r, new in pending
                 for k, (train, test) in enumerate(folds)
             ]
-            done = Parallel(n_jobs=self.n_jobs)(
+            done = Parallel(n_jobs=n_jobs)(
                 delayed(self._fold_path_or_error)(
                     l1_ratios[r],
                     whole,
@@ -417,7 +458,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
                     new,
                     None if paths[r][k] is None else paths[r][k].params,
                     scorer,
-                    routed.scorer.score,
+                    score_params,
                 )
                 for r, k, train, test, new in jobs
             )
@@ -434,6 +475,9 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         self._set_results(grids, l1_ratios, paths, len(folds))
         self._warn_at_grid_end(grids, l1_ratios)
         if self.refit:
+            # Dask chunks persisted for the folds are released before the
+            # refit persists its own.
+            whole = None
             best = self._base(self.C_, self.l1_ratio_)
             best.set_params(verbose=max(self.verbose - 1, 0))
             best.fit(X, y, sample_weight)
@@ -450,14 +494,49 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
             self._average_folds(whole, grids, paths)
         return self
 
+    def _dask_folds(self, X, y, sample_weight):
+        """Folds of whole row chunks, the held-out metric and its weights.
+
+        The built-in scores are computed on the workers; a scorer object
+        would need the held-out rows in this process.
+        """
+        metric = "accuracy" if self.scoring is None else self.scoring
+        if metric not in ("accuracy", "neg_log_loss"):
+            raise ValueError(
+                f"On dask input the held-out scores are computed on the workers, "
+                f"for scoring='accuracy' (the default) or 'neg_log_loss'; got "
+                f"scoring={self.scoring!r}. Compute X and y into memory for "
+                "other scorers."
+            )
+        if not (self.cv is None or isinstance(self.cv, Integral)):
+            raise ValueError(
+                "On dask input the folds are consecutive runs of whole row chunks; "
+                f"cv must be None or a number of folds, got cv={self.cv!r}."
+            )
+        if _routing_enabled():
+            raise ValueError(
+                "Metadata routing is not supported on dask input; the held-out "
+                "scores are weighed by sample_weight, as without routing."
+            )
+        # Imported here: dask is an optional dependency.
+        from ._engines._dask import ChunkFolds
+
+        X, y = validate_training_X(self, X, y)
+        whole = ChunkFolds(
+            X,
+            y,
+            sample_weight,
+            class_weight=self.class_weight,
+            fit_intercept=self.fit_intercept,
+            n_folds=5 if self.cv is None else self.cv,
+        )
+        score_params = {}
+        if sample_weight is not None and np.ndim(sample_weight) != 0:
+            score_params = {"sample_weight": sample_weight}
+        return whole, metric, score_params
+
     def _validate_whole(self, X, y, sample_weight):
         """Labels, weights and class weights of the whole data, checked once."""
-        if is_dask_array(X) or is_dask_frame(X):
-            raise TypeError(
-                "SoftmaxClassifierCV does not take dask input yet; compute X and y "
-                "into memory, or fit SoftmaxClassifier or softmax_path on the dask "
-                "data and score a held-out part."
-            )
         X, y = validate_training_X(self, X, y)
         y = np.asarray(y)
         classes, codes = encode_labels(y)
@@ -467,21 +546,14 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
         score_weight = None
         if sample_weight is not None and not isinstance(sample_weight, Real):
             score_weight = np.asarray(sample_weight, dtype=np.float64)
-        return _Whole(X, y, classes, codes, weights, score_weight)
+        return _Whole(X, y, classes, codes, weights, score_weight, self.fit_intercept)
 
     def _grids(self, whole, l1_ratios):
         """The grid of C for each l1_ratio, checked on the whole data."""
+        data = whole.all_data()
         grids = []
         if isinstance(self.Cs, Integral):
-            engine = make_engine(
-                whole.X,
-                whole.codes,
-                whole.classes.shape[0],
-                whole.weights,
-                self.fit_intercept,
-            )
-            totals = np.bincount(whole.codes, weights=whole.weights)
-            data = TrainingData(engine, whole.classes, totals)
+            engine = data.engine
             _, grad = engine.loss_gradient(data.null_params())
             grad_W, _ = engine.unpack(grad)
             for l1_ratio in l1_ratios:
@@ -489,8 +561,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
                 grids.append(strongest * np.logspace(0, _GRID_DECADES, self.Cs))
         else:
             grids = [check_Cs(self.Cs) for _ in l1_ratios]
-        weight_sum = float(np.sum(whole.weights))
-        ElasticNet.from_C(min(grid.min() for grid in grids), 0.0, weight_sum)
+        ElasticNet.from_C(min(grid.min() for grid in grids), 0.0, data.weight_sum)
         return grids
 
     def _fold_path_or_error(self, l1_ratio, whole, k, train, test, Cs, start, *score):

@@ -396,9 +396,86 @@ def test_path_with_warm_starts_equals_the_in_memory_path(client, data):
         )
 
 
-def test_cv_refuses_dask_input_clearly(client, data):
+# Both sides run the same iterations; 1e-8 keeps the folds' fits (and the
+# scores) equal to 1e-6 at a fraction of the round trips of TIGHT.
+_CV_TOL = dict(tol=1e-8, max_iter=20000)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({"Cs": 2}, marks=pytest.mark.slow),
+        {"Cs": [0.01, 1.0], "scoring": "neg_log_loss", "class_weight": "balanced"},
+        pytest.param(
+            {"Cs": [0.1, 1.0], "refit": False, "l1_ratios": [0.0, 0.5]},
+            marks=pytest.mark.slow,
+        ),
+    ],
+    ids=["accuracy-grid", "log-loss-balanced", "elastic-net-averaged"],
+)
+def test_cv_on_chunk_folds_equals_in_memory_cv_on_the_same_folds(client, data, params):
+    from sklearn.model_selection import KFold
+
     from sksoftmax import SoftmaxClassifierCV
 
     X, y, weights = data
-    with pytest.raises(TypeError, match="does not take dask input yet"):
-        SoftmaxClassifierCV(Cs=3).fit(*_chunked(X, y, weights)[:2])
+    # Four chunks of 150 rows, four folds: each fold holds out one chunk, as
+    # KFold(4) holds out 150 consecutive rows.
+    expected = SoftmaxClassifierCV(**_CV_TOL, **params, cv=KFold(4)).fit(
+        X, y, sample_weight=weights
+    )
+    with distributed.get_task_stream(client) as stream:
+        clf = SoftmaxClassifierCV(**_CV_TOL, **params, cv=4).fit(
+            *_chunked(X, y, weights)
+        )
+    assert {task["worker"] for task in stream.data} == set(
+        client.scheduler_info()["workers"]
+    )
+    np.testing.assert_allclose(
+        clf.cv_results_["mean_test_score"],
+        expected.cv_results_["mean_test_score"],
+        rtol=1e-6,
+    )
+    assert clf.C_ == pytest.approx(expected.C_, rel=1e-12)
+    assert clf.l1_ratio_ == expected.l1_ratio_
+    np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(clf.intercept_, expected.intercept_, rtol=0, atol=1e-5)
+
+
+def test_cv_on_chunk_folds_with_a_class_missing_from_a_fold(client):
+    from sklearn.model_selection import KFold
+
+    from sksoftmax import SoftmaxClassifierCV
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 3))
+    y = np.digitize(X[:, 0] + rng.standard_normal(400), [-0.5, 0.5])
+    y[:40] = 3  # class 3 only in the first chunk: its training fold lacks it
+    X[:40, 1] += 2.0
+    for scoring in ["accuracy", "neg_log_loss"]:
+        params = dict(Cs=[1.0], scoring=scoring, refit=False, **_CV_TOL)
+        expected = SoftmaxClassifierCV(**params, cv=KFold(4)).fit(X, y)
+        clf = SoftmaxClassifierCV(**params, cv=4).fit(
+            da.from_array(X, chunks=(100, 3)), da.from_array(y, chunks=100)
+        )
+        for k in range(4):
+            np.testing.assert_allclose(
+                clf.cv_results_[f"split{k}_test_score"],
+                expected.cv_results_[f"split{k}_test_score"],
+                rtol=1e-6,
+            )
+        assert clf.C_ == expected.C_
+
+
+def test_cv_on_dask_refuses_what_it_cannot_do_on_the_workers(client, data):
+    from sklearn.model_selection import StratifiedKFold
+
+    from sksoftmax import SoftmaxClassifierCV
+
+    X_dask, y_dask, _ = _chunked(*data)
+    with pytest.raises(ValueError, match="scoring='accuracy' .* or 'neg_log_loss'"):
+        SoftmaxClassifierCV(Cs=2, scoring="f1_macro").fit(X_dask, y_dask)
+    with pytest.raises(ValueError, match="cv must be None or a number of folds"):
+        SoftmaxClassifierCV(Cs=2, cv=StratifiedKFold(3)).fit(X_dask, y_dask)
+    with pytest.raises(ValueError, match="4 row chunk\\(s\\) for 5 folds"):
+        SoftmaxClassifierCV(Cs=2).fit(X_dask, y_dask)

@@ -253,6 +253,23 @@ class _Chunk:
         return value, grad
 
 
+def _recoded(chunk, codes, n_classes, fit_intercept):
+    """``chunk`` with its class codes mapped through ``codes``, sharing its X."""
+    if chunk.engine is None:
+        return chunk
+    engine = chunk.engine
+    weights = engine.weights.astype(np.float64) * engine.weight_sum
+    return _Chunk(engine.X, codes[engine.y], weights, n_classes, fit_intercept)
+
+
+def _chunk_class_totals(chunk, n_classes):
+    if chunk.engine is None:
+        return np.zeros(n_classes)
+    engine = chunk.engine
+    weights = engine.weights.astype(np.float64) * engine.weight_sum
+    return np.bincount(engine.y, weights=weights, minlength=n_classes)
+
+
 def _chunk_weight_sum(chunk):
     return chunk.weight_sum
 
@@ -345,10 +362,6 @@ class DaskEngine(ParameterLayout):
     """
 
     def __init__(self, X, y, n_classes, sample_weight, fit_intercept):
-        self.n_classes = n_classes
-        self.fit_intercept = fit_intercept
-        self.dtype = X.dtype
-        self.n_features = X.shape[1]
         build = dask.delayed(_Chunk)
         chunks = [
             build(X_part, y_part, w_part, n_classes, fit_intercept)
@@ -359,11 +372,69 @@ class DaskEngine(ParameterLayout):
                 strict=True,
             )
         ]
-        self._chunks = dask.persist(*chunks)
-        self._row_chunks = X.chunks[0]
+        self._adopt(
+            dask.persist(*chunks),
+            X.chunks[0],
+            n_classes,
+            fit_intercept,
+            X.dtype,
+            X.shape[1],
+        )
+
+    def _adopt(self, chunks, row_chunks, n_classes, fit_intercept, dtype, n_features):
+        self.n_classes = n_classes
+        self.fit_intercept = fit_intercept
+        self.dtype = dtype
+        self.n_features = n_features
+        self._chunks = chunks
+        self._row_chunks = tuple(row_chunks)
         # Also where a non-finite X is reported, from the worker that saw it.
-        sums = dask.compute(*[dask.delayed(_chunk_weight_sum)(c) for c in self._chunks])
+        sums = dask.compute(*[dask.delayed(_chunk_weight_sum)(c) for c in chunks])
         self.weight_sum = float(np.sum(sums))
+
+    def subset(self, indices, present=None):
+        """The engine of some of the chunks, which stay where they are.
+
+        Parameters
+        ----------
+        indices : sequence of int
+            Positions of the chunks.
+        present : ndarray of shape (n_classes,), bool, default=None
+            The classes with positive weight in those chunks; when some are
+            absent, the chunks' class codes are renumbered over the present
+            ones on their workers (a chunk's ``X`` is shared, not copied).
+
+        Returns
+        -------
+        DaskEngine
+        """
+        chunks = [self._chunks[i] for i in indices]
+        n_classes = self.n_classes
+        if present is not None and not np.all(present):
+            n_classes = int(np.count_nonzero(present))
+            # Rows of an absent class have weight zero; any code does.
+            codes = np.maximum(np.cumsum(present) - 1, 0)
+            recode = dask.delayed(_recoded)
+            chunks = dask.persist(
+                *[recode(c, codes, n_classes, self.fit_intercept) for c in chunks]
+            )
+        engine = DaskEngine.__new__(DaskEngine)
+        engine._adopt(
+            chunks,
+            [self._row_chunks[i] for i in indices],
+            n_classes,
+            self.fit_intercept,
+            self.dtype,
+            self.n_features,
+        )
+        return engine
+
+    def class_totals_by_chunk(self) -> np.ndarray:
+        """The weight of each class in each chunk, shape ``(n_chunks, n_classes)``."""
+        totals = dask.delayed(_chunk_class_totals)
+        return np.array(
+            dask.compute(*[totals(c, self.n_classes) for c in self._chunks])
+        ).reshape(len(self._chunks), self.n_classes)
 
     def _reduce(self, func, *args):
         """``func(chunk, *args)`` on every chunk, summed in a tree on the workers."""
@@ -456,6 +527,110 @@ class DaskEngine(ParameterLayout):
         """Whether ``(W, b)`` ranks every weighted sample's class first."""
         flags = [dask.delayed(_chunk_separates)(c, W, b) for c in self._chunks]
         return bool(dask.compute(_tree(_all, flags))[0])
+
+
+class ChunkFolds:
+    """Cross-validation folds of whole row chunks of Dask training data.
+
+    The chunks go to the workers once; a fold's fit and its held-out scores
+    run on the chunks it selects, where they are. Fold ``k`` of ``n_folds``
+    holds out the ``k``-th of ``n_folds`` consecutive runs of chunks, as
+    :class:`~sklearn.model_selection.KFold` does with rows.
+
+    Parameters
+    ----------
+    X : dask array of shape (n_samples, n_features)
+        Validated, with known row chunks.
+    y, sample_weight : dask or NumPy arrays of shape (n_samples,)
+    class_weight : dict, "balanced" or None
+    fit_intercept : bool
+    n_folds : int
+    """
+
+    def __init__(self, X, y, sample_weight, *, class_weight, fit_intercept, n_folds):
+        n_chunks = X.numblocks[0]
+        if n_chunks < n_folds:
+            raise ValueError(
+                f"Cross-validation on a dask array holds out whole row chunks, and "
+                f"X has {n_chunks} row chunk(s) for {n_folds} folds; rechunk X "
+                f"into at least {n_folds} row chunks (e.g. X.rechunk({{0: "
+                f"{-(-X.shape[0] // n_folds)}}})) or pass fewer folds."
+            )
+        self.data = training_data(
+            X, y, sample_weight, class_weight=class_weight, fit_intercept=fit_intercept
+        )
+        self.classes = self.data.classes
+        self.n_features = X.shape[1]
+        self.dtype = X.dtype
+        self._row_chunks = X.chunks[0]
+        self._totals = self.data.engine.class_totals_by_chunk()
+        bounds = np.linspace(0, n_chunks, n_folds + 1).round().astype(int)
+        chunks = np.arange(n_chunks)
+        self.folds = [
+            (np.setdiff1d(chunks, chunks[lo:hi]), chunks[lo:hi])
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+
+    def all_data(self):
+        """The training data of every chunk."""
+        return self.data
+
+    def training(self, train):
+        """Training data of the chunks ``train``, over the classes they have.
+
+        Returns
+        -------
+        data : TrainingData or None
+            ``None`` when fewer than two classes are present.
+        present : ndarray of shape (n_classes,), bool
+        """
+        totals = self._totals[train].sum(axis=0)
+        present = totals > 0
+        if np.count_nonzero(present) < 2:
+            return None, present
+        engine = self.data.engine.subset(train, present)
+        return TrainingData(engine, self.classes[present], totals[present]), present
+
+    def held_out(self, test, metric, score_params):
+        """A function from a model over all classes to its score on chunks ``test``.
+
+        Parameters
+        ----------
+        test : ndarray of int
+            Positions of the held-out chunks.
+        metric : {"accuracy", "neg_log_loss"}
+            Computed on the workers.
+        score_params : dict
+            ``sample_weight`` (dask or NumPy, of the whole data) weighs the
+            scores when given.
+
+        Returns
+        -------
+        callable
+        """
+        engine = self.data.engine.subset(test)
+        weights = score_params.get("sample_weight")
+        if weights is None:
+            weights = da.ones(sum(self._row_chunks), chunks=(self._row_chunks,))
+        weights = _aligned(weights, self._row_chunks, "sample_weight").blocks[test]
+
+        def score(model):
+            total, weight = engine.row_sums(_held_out_sums, model, metric, rows=weights)
+            return total / weight
+
+        return score
+
+
+def _held_out_sums(X, codes, _, weights, model, metric):
+    """The weighted sum of a block's scores (accuracy or negative log loss)."""
+    if metric == "accuracy":
+        scores = model.predict(X) == model.classes_[codes]
+    else:
+        # scikit-learn's log loss clips the probabilities to [eps, 1 - eps].
+        proba = model.predict_proba(X)
+        eps = np.finfo(proba.dtype).eps
+        scores = np.log(np.clip(proba[np.arange(X.shape[0]), codes], eps, 1 - eps))
+    return float(weights @ scores), float(np.sum(weights))
 
 
 def _predict_block(block, estimator, method):
