@@ -479,3 +479,47 @@ def test_cv_on_dask_refuses_what_it_cannot_do_on_the_workers(client, data):
         SoftmaxClassifierCV(Cs=2, cv=StratifiedKFold(3)).fit(X_dask, y_dask)
     with pytest.raises(ValueError, match="4 row chunk\\(s\\) for 5 folds"):
         SoftmaxClassifierCV(Cs=2).fit(X_dask, y_dask)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_device_chunks_go_through_the_array_api_engine_on_their_worker(
+    client, data, dtype
+):
+    xp = pytest.importorskip("array_api_strict")
+    pytest.importorskip("array_api_compat")
+    import dask
+
+    from sksoftmax._engines._dask import DaskEngine
+
+    X, y, weights = data
+    X = X.astype(dtype)
+    # As CuPy chunks under dask-cuda: each worker holds its chunks as arrays
+    # of another library, which the NumPy engine must not convert silently.
+    X_device, y_dask, w_dask = _chunked(X, y, weights)
+    X_device = X_device.map_blocks(xp.asarray, dtype=dtype, meta=np.empty((0, 0)))
+    engine = DaskEngine(X_device, y_dask, 3, w_dask, True)
+    kinds = dask.compute(
+        *[dask.delayed(lambda c: type(c.engine).__name__)(c) for c in engine._chunks]
+    )
+    assert set(kinds) == {"ArrayAPIEngine"}
+    params = np.random.default_rng(0).normal(size=engine.n_params)
+    expected = DaskEngine(*_chunked(X, y, weights)[:2], 3, w_dask, True)
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(
+        engine.loss_gradient(params)[1], expected.loss_gradient(params)[1], rtol=rtol
+    )
+
+    params = {"tol": 1e-10, "max_iter": 20000} if dtype == np.float64 else {}
+    reference = SoftmaxClassifier(**params).fit(X, y, sample_weight=weights)
+    clf = SoftmaxClassifier(**params).fit(X_device, y_dask, sample_weight=w_dask)
+    atol = 1e-6 if dtype == np.float64 else 1e-3
+    np.testing.assert_allclose(clf.coef_, reference.coef_, rtol=0, atol=atol)
+    np.testing.assert_allclose(clf.intercept_, reference.intercept_, rtol=0, atol=atol)
+
+    bad = X.copy()
+    bad[200, 1] = np.nan
+    bad_device = da.from_array(bad, chunks=(150, X.shape[1])).map_blocks(
+        xp.asarray, dtype=dtype, meta=np.empty((0, 0))
+    )
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        SoftmaxClassifier().fit(bad_device, y_dask)

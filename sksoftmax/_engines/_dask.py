@@ -37,6 +37,7 @@ from .._validation import (
     cluster_ways,
     validate_training_X,
 )
+from ._array_api import ArrayAPIEngine
 from ._base import ParameterLayout, TrainingData
 from ._numpy import NumPyEngine
 
@@ -230,10 +231,10 @@ class _Chunk:
     """
 
     def __init__(self, X, y_codes, weights, n_classes, fit_intercept):
-        assert_all_finite(X, input_name="X")
         self.weight_sum = float(np.sum(weights))
         self.engine = None
-        if self.weight_sum > 0:
+        if sparse.issparse(X) or isinstance(X, np.ndarray):
+            assert_all_finite(X, input_name="X")
             # Sparse chunks (e.g. from a vectorizer in map_blocks) stay sparse,
             # canonical as in memory.
             # A chunk need not have the dtype its array declares (a count
@@ -243,7 +244,20 @@ class _Chunk:
                 X = canonical_sparse(sparse.csr_matrix(X, dtype=dtype))
             else:
                 X = np.ascontiguousarray(X, dtype=dtype)
-            self.engine = NumPyEngine(X, y_codes, n_classes, weights, fit_intercept)
+            engine = NumPyEngine
+        else:
+            # A chunk of a device library (CuPy, as dask-cuda workers hold
+            # them): the Array API engine runs on the chunk's device.
+            import array_api_compat
+
+            xp = array_api_compat.array_namespace(X)
+            if X.dtype not in (xp.float32, xp.float64):
+                X = xp.astype(X, xp.float64)
+            if not bool(xp.all(xp.isfinite(X))):
+                raise ValueError("Input X contains NaN or infinity.")
+            engine = ArrayAPIEngine
+        if self.weight_sum > 0:
+            self.engine = engine(X, y_codes, n_classes, weights, fit_intercept)
         self._hessp_at = None
         self._hessp = None
 
