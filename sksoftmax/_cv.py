@@ -223,6 +223,10 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
     fold's scores (one column per class of the whole data), and a training
     fold with a single class predicts it.
 
+    On dask input the folds are consecutive runs of whole row chunks (``cv``
+    a number of folds), fitted and scored on the workers where the chunks
+    are, with ``scoring`` ``"accuracy"`` or ``"neg_log_loss"``.
+
     Parameters
     ----------
     Cs : int or array-like of shape (n_Cs,), default=10
@@ -243,7 +247,8 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
     cv : int, cross-validation generator or iterable, default=None
         Folds, as in :func:`~sklearn.model_selection.check_cv`: ``None``
         means 5 and an integer ``k`` means
-        :class:`~sklearn.model_selection.StratifiedKFold` with ``k`` folds.
+        :class:`~sklearn.model_selection.StratifiedKFold` with ``k`` folds;
+        on dask input, ``k`` consecutive runs of row chunks.
     scoring : str or callable, default=None
         Any scikit-learn scorer; ``None`` means accuracy, as in
         :class:`~sklearn.linear_model.LogisticRegressionCV`.
@@ -387,9 +392,9 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
             Training data.
-        y : array-like of shape (n_samples,)
+        y : array-like or dask array of shape (n_samples,)
             Class labels.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of every fit. Without metadata routing they also weigh the
