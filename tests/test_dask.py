@@ -180,14 +180,23 @@ def _assert_same_inference(result, expected):
         ({"C": np.inf, "fit_intercept": False}, {"cov_type": "HC0"}),
         ({"C": 2.0}, {"cov_type": "cluster"}),
         ({"C": np.inf}, {"cov_type": "cluster", "two_way": True}),
+        ({"C": 1.0}, {"cov_type": "cluster", "two_way": True, "in_memory": True}),
     ],
-    ids=["unpenalized", "balanced-HC1", "no-intercept-HC0", "cluster", "two-way"],
+    ids=[
+        "unpenalized",
+        "balanced-HC1",
+        "no-intercept-HC0",
+        "cluster",
+        "two-way",
+        "two-way-in-memory-groups",
+    ],
 )
 def test_inference_on_the_workers_equals_in_memory_inference(
     client, full_rank, params, options
 ):
     X, y, weights = full_rank
     options = dict(options)
+    in_memory_groups = options.pop("in_memory", False)
     groups = None
     if options.pop("two_way", False):
         groups = np.column_stack(
@@ -200,8 +209,9 @@ def test_inference_on_the_workers_equals_in_memory_inference(
     clf = SoftmaxClassifier(**TIGHT, **params).fit(X, y, sample_weight=weights)
     expected = clf.inference(X, y, sample_weight=weights, **options)
     X_dask, y_dask, w_dask = _chunked(X, y, weights)
-    if groups is not None and groups.ndim == 1:
-        options["groups"] = da.from_array(groups, chunks=100)  # rechunked to X's rows
+    if groups is not None and not in_memory_groups:
+        # Chunked unlike X: aligned to its rows by the inference.
+        options["groups"] = da.from_array(groups, chunks=(100,) + groups.shape[1:])
     with (
         distributed.get_task_stream(client) as stream,
         warnings.catch_warnings(record=True) as caught,
