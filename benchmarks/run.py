@@ -10,10 +10,18 @@ relative. Peak extra memory is traced with tracemalloc in a separate fit and
 given in units of n_samples * n_classes * itemsize.
 
     python benchmarks/run.py [--repeats 3] [--quick] [--only NAME] [--rst FILE]
-                             [--blas-threads N]
+                             [--blas-threads N] [--equal-accuracy]
 
 prints a Markdown table; --rst also writes it as a reStructuredText list-table
 (docs/benchmarks_table.rst is the one the documentation includes).
+
+With --equal-accuracy it compares times at equal accuracy instead: f* is the
+lower objective of our lbfgs and scikit-learn's newton-cholesky at tol=1e-10,
+and each solver (ours, scikit-learn's three, and PyTorch's and a jit-compiled
+JAX L-BFGS when installed, on dense data) is fitted at tol = 1e-1, 1e-2, ...
+until its objective is within a relative 1e-6 of f*; the median time of
+that fit is reported, with the tol it took and the gap each default fit
+reached.
 """
 
 import argparse
@@ -27,6 +35,7 @@ from threadpoolctl import threadpool_limits
 from sksoftmax import SoftmaxClassifier
 
 from _common import dense_problem, environment, objective, sparse_problem, timed_fit
+from _peers import PEERS, dense_only
 
 OURS = ["lbfgs", "newton-cg"]
 THEIRS = ["lbfgs", "newton-cg", "newton-cholesky"]
@@ -160,6 +169,127 @@ def to_rst(caption, markdown_rows):
     return "\n".join(lines) + "\n"
 
 
+# Equal accuracy: a relative objective gap of at most GAP from f*.
+GAP = 1e-6
+TOLS = [10.0**-k for k in range(1, 13)]
+# A sweep stops once one fit takes this many times ours to reach GAP.
+GIVE_UP = 40
+
+
+def equal_accuracy_problems(quick):
+    s = 10 if quick else 1
+
+    def digits():
+        X, y = load_digits(return_X_y=True)
+        return X / 16.0, y
+
+    return {
+        f"dense f64 {100_000 // s}x100, 10 classes": lambda: dense_problem(
+            100_000 // s, 100, 10
+        ),
+        "digits /16, 10 classes": digits,
+        f"unscaled columns {100_000 // s}x100, 10 classes": lambda: dense_problem(
+            100_000 // s, 100, 10, column_scales=unscaled
+        ),
+        f"sparse CSR {50_000 // s}x{20_000 // s}, 0.2%, 20 classes": lambda: (
+            sparse_problem(50_000 // s, 20_000 // s, 20, 0.002)
+        ),
+        f"{15_000 // s}x40, 300 classes": lambda: dense_problem(15_000 // s, 40, 300),
+    }
+
+
+def estimator_fit(kind, solver):
+    def fit(X, y, tol):
+        if kind == "ours":
+            model = SoftmaxClassifier(solver=solver, tol=tol, max_iter=100_000)
+        else:
+            model = LogisticRegression(solver=solver, tol=tol, max_iter=100_000)
+        seconds = timed_fit(model, X, y)
+        return seconds, model.coef_, model.intercept_, int(np.max(model.n_iter_))
+
+    return fit
+
+
+def equal_accuracy_contenders(X, n_classes):
+    contenders = {f"ours {s}": estimator_fit("ours", s) for s in OURS}
+    for s in THEIRS:
+        if feasible("theirs", s, X, n_classes):
+            contenders[f"sklearn {s}"] = estimator_fit("theirs", s)
+    if dense_only(X):
+        for name, peer in PEERS.items():
+            contenders[name] = lambda X, y, tol, peer=peer: peer(X, y, 1.0, tol)
+    return contenders
+
+
+def to_accuracy(fit, X, y, f_star, repeats, budget):
+    """Median seconds, tol and iterations of the first tol that reaches GAP."""
+    for tol in TOLS:
+        seconds, coef, intercept, n_iter = fit(X, y, tol)
+        gap = (objective(X, y, coef, intercept, 1.0) - f_star) / abs(f_star)
+        if gap <= GAP:
+            times = [seconds] + [fit(X, y, tol)[0] for _ in range(repeats - 1)]
+            return {"time": float(np.median(times)), "tol": tol, "n_iter": n_iter}
+        if budget is not None and seconds > budget:
+            return {"time": None, "slowest": seconds, "gap": gap, "tol": tol}
+    return {"time": None, "slowest": seconds, "gap": gap, "tol": tol}
+
+
+def equal_accuracy_row(name, X, y, repeats):
+    n_classes = len(np.unique(y))
+    contenders = equal_accuracy_contenders(X, n_classes)
+    references = [contenders["ours lbfgs"](X, y, 1e-10)]
+    if "sklearn newton-cholesky" in contenders:
+        references.append(contenders["sklearn newton-cholesky"](X, y, 1e-10))
+    f_star = min(objective(X, y, r[1], r[2], 1.0) for r in references)
+    defaults = {}
+    for label, fit in [
+        ("ours", contenders["ours lbfgs"]),
+        ("sklearn lbfgs", contenders["sklearn lbfgs"]),
+    ]:
+        _, coef, intercept, _ = fit(X, y, 1e-4)
+        defaults[label] = (objective(X, y, coef, intercept, 1.0) - f_star) / f_star
+    results = {}
+    ours = to_accuracy(contenders.pop("ours lbfgs"), X, y, f_star, repeats, None)
+    results["ours lbfgs"] = ours
+    for label, fit in contenders.items():
+        results[label] = to_accuracy(fit, X, y, f_star, repeats, GIVE_UP * ours["time"])
+    cells = [name]
+    for label in EQUAL_ACCURACY_COLUMNS:
+        result = results.get(label)
+        if result is None:
+            cells.append("–")
+        elif result["time"] is None:
+            cells.append(
+                f"not reached (gap {result['gap']:.0e} at tol {result['tol']:.0e}, "
+                f"{result['slowest']:.3g} s)"
+            )
+        else:
+            ratio = result["time"] / ours["time"]
+            cells.append(
+                f"{result['time']:.3g} s, {result['n_iter']} it, tol "
+                f"{result['tol']:.0e} ({ratio:.2f}x)"
+            )
+    cells.append(f"{defaults['ours']:.1e} / {defaults['sklearn lbfgs']:.1e}")
+    return "| " + " | ".join(cells) + " |"
+
+
+EQUAL_ACCURACY_COLUMNS = [
+    "ours lbfgs",
+    "ours newton-cg",
+    "sklearn lbfgs",
+    "sklearn newton-cg",
+    "sklearn newton-cholesky",
+    "torch lbfgs",
+    "jax lbfgs (jit)",
+]
+EQUAL_ACCURACY_HEADER = (
+    "| problem | "
+    + " | ".join(EQUAL_ACCURACY_COLUMNS)
+    + " | default-tol gap from f*, ours / sklearn lbfgs |\n|"
+    + "---|" * (len(EQUAL_ACCURACY_COLUMNS) + 2)
+)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -171,7 +301,36 @@ def main():
         type=int,
         help="limit every BLAS to this many threads (default: as the machine has)",
     )
+    parser.add_argument(
+        "--equal-accuracy",
+        action="store_true",
+        help=f"time to a relative objective gap of {GAP:g} from f*, with peers",
+    )
     args = parser.parse_args()
+
+    if args.equal_accuracy:
+        with threadpool_limits(args.blas_threads, user_api="blas"):
+            lines = [
+                f"Time to a relative objective gap <= {GAP:g} from f*, median of "
+                f"{args.repeats}; (ratio to ours lbfgs). " + environment(),
+                "",
+                EQUAL_ACCURACY_HEADER,
+            ]
+            print("\n".join(lines), flush=True)
+            for name, load in equal_accuracy_problems(args.quick).items():
+                if args.only and args.only not in name:
+                    continue
+                X, y = load()
+                lines.append(equal_accuracy_row(name, X, y, args.repeats))
+                print(lines[-1], flush=True)
+        if args.rst:
+            with open(args.rst, "w") as f:
+                f.write(
+                    to_rst(
+                        lines[0], [EQUAL_ACCURACY_HEADER.splitlines()[0], *lines[3:]]
+                    )
+                )
+        return
 
     with threadpool_limits(args.blas_threads, user_api="blas"):
         lines = [
