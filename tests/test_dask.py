@@ -533,3 +533,26 @@ def test_device_chunks_go_through_the_array_api_engine_on_their_worker(
     )
     with pytest.raises(ValueError, match="NaN or infinity"):
         SoftmaxClassifier().fit(bad_device, y_dask)
+
+
+def test_each_chunk_stays_on_one_worker(client):
+    from sksoftmax._engines._dask import DaskEngine
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8000, 20))
+    y = np.argmax(X[:, :4] + rng.gumbel(size=(8000, 4)), axis=1)
+    X_dask = da.from_array(X, chunks=(500, 20)).persist()
+    y_dask = da.from_array(y, chunks=500).persist()
+    engine = DaskEngine(X_dask, y_dask, 4, da.ones(8000, chunks=500), True)
+    # The scheduler sizes a chunk by what it holds, not by a few bytes.
+    sizes = client.run_on_scheduler(
+        lambda dask_scheduler, keys: [dask_scheduler.tasks[k].nbytes for k in keys],
+        keys=[chunk.key for chunk in engine._chunks],
+    )
+    assert min(sizes) >= 500 * 20 * 8
+    params = np.zeros(engine.n_params)
+    for _ in range(30):
+        _, grad = engine.loss_gradient(params)
+        params -= grad
+    holders = client.who_has(list(engine._chunks))
+    assert all(len(holders[chunk.key]) == 1 for chunk in engine._chunks)

@@ -15,6 +15,7 @@ results are scaled by ``S_c / S`` before they add up to the mean over all
 rows.
 """
 
+import math
 from collections.abc import Callable
 
 import dask
@@ -261,6 +262,25 @@ class _Chunk:
         self._hessp_at = None
         self._hessp = None
 
+    def __sizeof__(self):
+        # What dask's scheduler and memory manager count: without it a chunk
+        # looks a few bytes large, and copying it to an idle worker free.
+        engine = self.engine
+        if engine is None:
+            return object.__sizeof__(self)
+        X = engine.X
+        if sparse.issparse(X):
+            size = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+        else:
+            # Device arrays of some libraries have no nbytes: 8 bytes an entry
+            # bounds it.
+            size = getattr(X, "nbytes", None) or 8 * math.prod(X.shape)
+        return size + sum(
+            part.nbytes
+            for part in vars(engine).values()
+            if isinstance(part, np.ndarray) and part is not X
+        )
+
     def hessian_product(self, params):
         value, grad, self._hessp = self.engine.hessian_product(params)
         self._hessp_at = params.copy()
@@ -356,6 +376,44 @@ def _tree(combine, parts):
     return parts[0]
 
 
+def _homes(chunks):
+    """The worker that holds each persisted chunk, or None without a cluster."""
+    try:
+        from distributed import default_client, wait
+    except ImportError:
+        return None
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    wait(list(chunks))
+    holders = client.who_has(list(chunks))
+    return [next(iter(holders.get(chunk.key) or ()), None) for chunk in chunks]
+
+
+def _on_homes(func, chunks, homes, *args, rows=None):
+    """Delayed ``func(chunk, *args)`` for each chunk, on the worker that holds it.
+
+    Left free, the scheduler sends a task to whichever worker is idle and
+    copies the chunk there: every worker would end up holding copies of
+    other workers' chunks. The placement is a preference
+    (``allow_other_workers``): a chunk recomputed elsewhere after its
+    worker died is still found. ``rows`` gives each call a part, as the
+    keyword ``rows``.
+    """
+    task = dask.delayed(func)
+    parts = [None] * len(chunks) if rows is None else rows
+    calls = []
+    for chunk, home, part in zip(
+        chunks, homes or [None] * len(chunks), parts, strict=True
+    ):
+        where = {} if home is None else {"workers": [home], "allow_other_workers": True}
+        keywords = {} if rows is None else {"rows": part}
+        with dask.annotate(**where):
+            calls.append(task(chunk, *args, **keywords))
+    return calls
+
+
 class DaskEngine(ParameterLayout):
     """The unpenalized weighted cross-entropy over the row chunks of Dask arrays.
 
@@ -402,8 +460,9 @@ class DaskEngine(ParameterLayout):
         self.n_features = n_features
         self._chunks = chunks
         self._row_chunks = tuple(row_chunks)
+        self._homes = _homes(chunks)
         # Also where a non-finite X is reported, from the worker that saw it.
-        sums = dask.compute(*[dask.delayed(_chunk_weight_sum)(c) for c in chunks])
+        sums = dask.compute(*self._calls(_chunk_weight_sum))
         self.weight_sum = float(np.sum(sums))
 
     def subset(self, indices, present=None):
@@ -428,9 +487,11 @@ class DaskEngine(ParameterLayout):
             n_classes = int(np.count_nonzero(present))
             # Rows of an absent class have weight zero; any code does.
             codes = np.maximum(np.cumsum(present) - 1, 0)
-            recode = dask.delayed(_recoded)
+            homes = None if self._homes is None else [self._homes[i] for i in indices]
             chunks = dask.persist(
-                *[recode(c, codes, n_classes, self.fit_intercept) for c in chunks]
+                *_on_homes(
+                    _recoded, chunks, homes, codes, n_classes, self.fit_intercept
+                )
             )
         engine = DaskEngine.__new__(DaskEngine)
         engine._adopt(
@@ -445,10 +506,12 @@ class DaskEngine(ParameterLayout):
 
     def class_totals_by_chunk(self) -> np.ndarray:
         """The weight of each class in each chunk, shape ``(n_chunks, n_classes)``."""
-        totals = dask.delayed(_chunk_class_totals)
-        return np.array(
-            dask.compute(*[totals(c, self.n_classes) for c in self._chunks])
-        ).reshape(len(self._chunks), self.n_classes)
+        totals = dask.compute(*self._calls(_chunk_class_totals, self.n_classes))
+        return np.array(totals).reshape(len(self._chunks), self.n_classes)
+
+    def _calls(self, func, *args, rows=None):
+        """Delayed ``func(chunk, *args)`` for every chunk, where the chunk is."""
+        return _on_homes(func, self._chunks, self._homes, *args, rows=rows)
 
     def _reduce(self, func, *args):
         """``func(chunk, *args)`` on every chunk, summed in a tree on the workers."""
@@ -457,8 +520,7 @@ class DaskEngine(ParameterLayout):
         # the same point must not collide with the previous one's keys while
         # the scheduler still releases them.
         args = [dask.delayed(arg) for arg in args]
-        task = dask.delayed(func)
-        return dask.compute(_tree(_add, [task(c, *args) for c in self._chunks]))[0]
+        return dask.compute(_tree(_add, self._calls(func, *args)))[0]
 
     def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and standard deviation of each column of ``X``, float64.
@@ -469,9 +531,7 @@ class DaskEngine(ParameterLayout):
         """
         moments = [
             part
-            for part in dask.compute(
-                *[dask.delayed(_chunk_moments)(chunk) for chunk in self._chunks]
-            )
+            for part in dask.compute(*self._calls(_chunk_moments))
             if part is not None
         ]
         fractions = np.array([part[0] for part in moments]) / self.weight_sum
@@ -526,20 +586,14 @@ class DaskEngine(ParameterLayout):
         the chunks in parts aligned with their rows.
         """
         args = [dask.delayed(arg) for arg in args]
-        task = dask.delayed(_chunk_row_sums)
-        if rows is None:
-            parts = [task(c, func, *args) for c in self._chunks]
-        else:
-            rows = _aligned(rows, self._row_chunks, "rows").to_delayed()
-            parts = [
-                task(c, func, *args, rows=part)
-                for c, part in zip(self._chunks, rows, strict=True)
-            ]
+        if rows is not None:
+            rows = list(_aligned(rows, self._row_chunks, "rows").to_delayed())
+        parts = self._calls(_chunk_row_sums, func, *args, rows=rows)
         return dask.compute(_tree(_add, parts))[0]
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` ranks every weighted sample's class first."""
-        flags = [dask.delayed(_chunk_separates)(c, W, b) for c in self._chunks]
+        flags = self._calls(_chunk_separates, W, b)
         return bool(dask.compute(_tree(_all, flags))[0])
 
 
