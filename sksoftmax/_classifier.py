@@ -1,5 +1,6 @@
 """SoftmaxClassifier: the scikit-learn contract around the loss and its solver."""
 
+import copy
 import functools
 import inspect
 from numbers import Integral, Real
@@ -15,7 +16,11 @@ from sklearn.utils._array_api import (
 )
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.extmath import safe_sparse_dot
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._engines import make_engine, training_data
 from ._inference import softmax_inference
@@ -50,12 +55,18 @@ def _lazy_on_dask(method):
             check_is_fitted(self)
             check_dask_frame_names(self, X, reset=False)
             X = dask_frame_to_array(X)
-        if is_dask_array(X):
+        elif is_dask_array(X):
             check_is_fitted(self)
+            _check_feature_names(self, X, reset=False)
+        if is_dask_array(X):
             # Imported here: dask is an optional dependency.
             from ._engines._dask import predict_lazily
 
-            return predict_lazily(self, method.__name__, X)
+            # The names were checked here, once; the blocks are unnamed
+            # arrays, which the fitted names would warn about block by block.
+            model = copy.copy(self)
+            model.__dict__.pop("feature_names_in_", None)
+            return predict_lazily(model, method.__name__, X)
         return method(self, X)
 
     return dispatch

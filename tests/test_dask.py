@@ -303,6 +303,18 @@ def test_dask_dataframe_fits_on_the_workers_with_names_and_categorical_labels(
     np.testing.assert_allclose(
         lazy.compute(), memory.predict_proba(frame[names]), atol=1e-6
     )
+    # The names are checked once; the unnamed blocks do not warn one by one.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lazy.compute(scheduler="sync")
+    # An unnamed dask array warns once, as a NumPy array does.
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        unnamed = ours.predict(ddf[names].to_dask_array(lengths=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(
+            unnamed.compute(scheduler="sync"), memory.predict(frame[names])
+        )
     with pytest.raises(ValueError, match="feature names"):
         ours.predict(ddf[names[::-1]])
 
