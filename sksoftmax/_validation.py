@@ -61,14 +61,17 @@ def check_dask_frame_names(estimator, X, *, reset):
 def dask_frame_to_array(X):
     """A dask DataFrame or Series as a dask array with known row chunks.
 
-    Categorical columns (labels) become their categories' values; the row
-    counts of the partitions are computed, not the data.
+    Categorical columns (labels) become their categories' values. Counting
+    the partitions' rows is a pass over them (for Parquet, a read).
     """
     dtype = getattr(X, "dtype", None)
     categories = getattr(dtype, "categories", None)
     if categories is not None:
         X = X.astype(categories.dtype)
-    return X.to_dask_array(lengths=True)
+    # Optimized first: a column selection of a Parquet frame can otherwise
+    # merge partitions after the lengths were counted, and the conversion
+    # fails on the mismatch.
+    return X.optimize().to_dask_array(lengths=True)
 
 
 def validate_training_X(estimator, X, y, *, reset=True):

@@ -568,3 +568,52 @@ def test_each_chunk_stays_on_one_worker(client):
         params -= grad
     holders = client.who_has(list(engine._chunks))
     assert all(len(holders[chunk.key]) == 1 for chunk in engine._chunks)
+
+
+def test_parquet_columns_fit_as_documented(tmp_path):
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    pytest.importorskip("pyarrow")
+    import dask
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for i in range(8):
+        X = rng.standard_normal((200, 4))
+        frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(4)])
+        frame["label"] = (X[:, 0] > 0).astype(int) + (X[:, 1] > 1)
+        frame.to_parquet(tmp_path / f"part{i}.parquet")
+        parts.append(frame)
+    whole = pd.concat(parts, ignore_index=True)
+    features = [f"f{j}" for j in range(4)]
+    # A column selection of a Parquet frame once broke the conversion to an
+    # array (its partitions merged after their lengths were counted).
+    with dask.config.set(scheduler="sync"):
+        frame = dd.read_parquet(tmp_path)
+        clf = SoftmaxClassifier(**TIGHT).fit(frame[features], frame["label"])
+    expected = SoftmaxClassifier(**TIGHT).fit(whole[features], whole["label"])
+    np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)
+
+
+def test_a_chunk_pickles_at_its_size_and_works_after():
+    import pickle
+
+    from sksoftmax._engines._dask import _Chunk
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 30))
+    y = np.arange(20000) % 3
+    chunk = _Chunk(X, y, rng.uniform(0.5, 2.0, 20000), 3, True)
+    data = pickle.dumps(chunk)
+    # The engine's row blocks are views of X: pickled one by one they
+    # doubled the chunk on every spill or transfer.
+    assert len(data) < 1.1 * X.nbytes
+    assert chunk.__sizeof__() >= X.nbytes
+    copy = pickle.loads(data)
+    params = rng.normal(size=chunk.engine.n_params)
+    value, grad = chunk.engine.loss_gradient(params)
+    copy_value, copy_grad = copy.engine.loss_gradient(params)
+    assert copy_value == pytest.approx(value, rel=1e-14)
+    np.testing.assert_allclose(copy_grad, grad, rtol=1e-13, atol=1e-15)
+    empty = pickle.loads(pickle.dumps(_Chunk(X[:5], y[:5], np.zeros(5), 3, True)))
+    assert empty.engine is None and empty.weight_sum == 0.0

@@ -262,6 +262,22 @@ class _Chunk:
         self._hessp_at = None
         self._hessp = None
 
+    def __reduce__(self):
+        # Rebuilt from its data where it lands (spilled to disk, copied): the
+        # engine's row blocks are views of X, which pickle would copy one by
+        # one, doubling the chunk. An empty chunk keeps only its weight sum.
+        engine = self.engine
+        if engine is None:
+            return _empty_chunk, (self.weight_sum,)
+        weights = engine.weights.astype(np.float64) * engine.weight_sum
+        return _Chunk, (
+            engine.X,
+            engine.y,
+            weights,
+            engine.n_classes,
+            engine.fit_intercept,
+        )
+
     def __sizeof__(self):
         # What dask's scheduler and memory manager count: without it a chunk
         # looks a few bytes large, and copying it to an idle worker free.
@@ -285,6 +301,13 @@ class _Chunk:
         value, grad, self._hessp = self.engine.hessian_product(params)
         self._hessp_at = params.copy()
         return value, grad
+
+
+def _empty_chunk(weight_sum):
+    chunk = _Chunk.__new__(_Chunk)
+    chunk.weight_sum, chunk.engine = weight_sum, None
+    chunk._hessp_at = chunk._hessp = None
+    return chunk
 
 
 def _recoded(chunk, codes, n_classes, fit_intercept):
