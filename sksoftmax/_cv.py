@@ -51,7 +51,7 @@ class _Whole:
 
     :class:`~sksoftmax._engines._dask.ChunkFolds` is its counterpart for
     Dask data, with the same ``classes``, ``n_features``, ``dtype``,
-    ``training`` and ``held_out``.
+    ``weight_sum``, ``all_data``, ``training`` and ``held_out``.
     """
 
     X: object
@@ -69,6 +69,10 @@ class _Whole:
     @property
     def dtype(self):
         return self.X.dtype
+
+    @property
+    def weight_sum(self):
+        return float(np.sum(self.weights))
 
     def all_data(self):
         """The training data of every row."""
@@ -555,9 +559,9 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
 
     def _grids(self, whole, l1_ratios):
         """The grid of C for each l1_ratio, checked on the whole data."""
-        data = whole.all_data()
         grids = []
         if isinstance(self.Cs, Integral):
+            data = whole.all_data()
             engine = data.engine
             _, grad = engine.loss_gradient(data.null_params())
             grad_W, _ = engine.unpack(grad)
@@ -566,7 +570,7 @@ class SoftmaxClassifierCV(SoftmaxClassifier):
                 grids.append(strongest * np.logspace(0, _GRID_DECADES, self.Cs))
         else:
             grids = [check_Cs(self.Cs) for _ in l1_ratios]
-        ElasticNet.from_C(min(grid.min() for grid in grids), 0.0, data.weight_sum)
+        ElasticNet.from_C(min(grid.min() for grid in grids), 0.0, whole.weight_sum)
         return grids
 
     def _fold_path_or_error(self, l1_ratio, whole, k, train, test, Cs, start, *score):

@@ -269,7 +269,7 @@ class _Chunk:
         engine = self.engine
         if engine is None:
             return _empty_chunk, (self.weight_sum,)
-        weights = engine.weights.astype(np.float64) * engine.weight_sum
+        weights = _raw_weights(engine)
         return _Chunk, (
             engine.X,
             engine.y,
@@ -303,6 +303,11 @@ class _Chunk:
         return value, grad
 
 
+def _raw_weights(engine):
+    """A chunk engine's sample weights ``s_i``, which it holds divided by its sum."""
+    return engine.weights.astype(np.float64) * engine.weight_sum
+
+
 def _empty_chunk(weight_sum):
     chunk = _Chunk.__new__(_Chunk)
     chunk.weight_sum, chunk.engine = weight_sum, None
@@ -315,7 +320,7 @@ def _recoded(chunk, codes, n_classes, fit_intercept):
     if chunk.engine is None:
         return chunk
     engine = chunk.engine
-    weights = engine.weights.astype(np.float64) * engine.weight_sum
+    weights = _raw_weights(engine)
     return _Chunk(engine.X, codes[engine.y], weights, n_classes, fit_intercept)
 
 
@@ -323,7 +328,7 @@ def _chunk_class_totals(chunk, n_classes):
     if chunk.engine is None:
         return np.zeros(n_classes)
     engine = chunk.engine
-    weights = engine.weights.astype(np.float64) * engine.weight_sum
+    weights = _raw_weights(engine)
     return np.bincount(engine.y, weights=weights, minlength=n_classes)
 
 
@@ -661,6 +666,10 @@ class ChunkFolds:
             (np.setdiff1d(chunks, chunks[lo:hi]), chunks[lo:hi])
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
         ]
+
+    @property
+    def weight_sum(self):
+        return self.data.weight_sum
 
     def all_data(self):
         """The training data of every chunk."""
