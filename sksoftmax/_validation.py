@@ -12,7 +12,7 @@ from numbers import Real
 import numpy as np
 from scipy import sparse
 from sklearn.utils import assert_all_finite
-from sklearn.utils._array_api import get_namespace
+from sklearn.utils._array_api import _is_numpy_namespace, get_namespace, move_to
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -204,24 +204,32 @@ def check_label_values(y):
 def encode_labels(y):
     """The sorted distinct labels of ``y`` and the code of each sample.
 
+    Labels of an Array API library (on a GPU, say) are encoded where they
+    are, which is fast there; only the classes and the codes come back.
+
     Parameters
     ----------
-    y : ndarray of shape (n_samples,)
-        Class labels of any type, on the host.
+    y : array of shape (n_samples,)
+        Class labels of any type.
 
     Returns
     -------
     classes : ndarray of shape (n_classes,)
     codes : ndarray of shape (n_samples,), int
-        Index of each sample's label in ``classes``.
+        Index of each sample's label in ``classes``, on the host.
     """
     check_label_values(y)
     check_classification_targets(y)
-    # Two steps rather than return_inverse, which holds several n-sized
-    # temporaries at once: the peak memory of a float32 fit.
-    classes = np.unique(y)
+    xp, is_array_api = get_namespace(y)
+    if is_array_api and not _is_numpy_namespace(xp):
+        classes, codes = move_to(*xp.unique_inverse(y), xp=np, device="cpu")
+    else:
+        # Two steps rather than return_inverse, which holds several n-sized
+        # temporaries at once: the peak memory of a float32 fit.
+        classes = np.unique(y)
+        codes = np.searchsorted(classes, y)
     check_two_classes(classes)
-    return classes, np.searchsorted(classes, y)
+    return classes, codes
 
 
 def check_two_classes(classes):

@@ -17,6 +17,7 @@ from sksoftmax._engines._array_api import ArrayAPIEngine
 from sksoftmax._penalty import ElasticNet
 
 from _reference import objective
+from _devices import gpu_arrays
 
 xps = pytest.importorskip("array_api_strict")
 DEVICE = xps.Device("device1")
@@ -188,3 +189,29 @@ def test_without_dispatch_tensors_become_numpy_as_in_scikit_learn(data):
     assert isinstance(clf.coef_, np.ndarray)
     assert isinstance(clf.predict_proba(torch.asarray(X)), np.ndarray)
     np.testing.assert_allclose(clf.coef_, SoftmaxClassifier().fit(X, y).coef_)
+
+
+@pytest.mark.parametrize("library", ["torch", "cupy"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_gpu_fit_agrees_with_numpy_and_stays_on_the_device(data, library, dtype):
+    to_gpu = gpu_arrays(library)
+    X, y, sample_weight = data
+    X = X.astype(dtype)
+    params = {"C": 0.5, "tol": 1e-10 if dtype == np.float64 else 1e-4}
+    expected = SoftmaxClassifier(**params).fit(X, y, sample_weight=sample_weight)
+    X_gpu = to_gpu(X)
+    with config_context(array_api_dispatch=True):
+        clf = SoftmaxClassifier(**params).fit(
+            X_gpu, to_gpu(y), sample_weight=to_gpu(sample_weight)
+        )
+        proba = clf.predict_proba(X_gpu)
+        labels = clf.predict(X_gpu)
+    for output in (clf.coef_, clf.intercept_, proba, labels):
+        assert type(output) is type(X_gpu)
+        assert output.device == X_gpu.device
+    assert clf.coef_.dtype == X_gpu.dtype
+    atol = 1e-6 if dtype == np.float64 else 1e-3
+    np.testing.assert_allclose(_to_numpy(clf.coef_), expected.coef_, atol=atol)
+    np.testing.assert_allclose(_to_numpy(clf.intercept_), expected.intercept_, atol=atol)
+    np.testing.assert_allclose(_to_numpy(proba), expected.predict_proba(X), atol=atol)
+    np.testing.assert_array_equal(_to_numpy(labels), expected.predict(X))

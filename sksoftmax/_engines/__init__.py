@@ -80,7 +80,6 @@ def training_data(X, y, sample_weight, *, class_weight, fit_intercept) -> Traini
         return dask_training_data(
             X, y, sample_weight, class_weight=class_weight, fit_intercept=fit_intercept
         )
-    y = move_to(y, xp=np, device="cpu")
     if sample_weight is not None and not isinstance(sample_weight, Number):
         # A scalar weight (equal weights) stays a scalar.
         sample_weight = move_to(sample_weight, xp=np, device="cpu")

@@ -68,12 +68,17 @@ class ArrayAPIEngine(ParameterLayout):
         self.weights = weights / self.weight_sum
         self.y = np.asarray(y)
         self._weights = self._to_device(self.weights[:, None])
-        codes = xp.asarray(np.asarray(y, dtype=np.int64)[:, None], device=self._device)
-        classes = xp.arange(n_classes, dtype=codes.dtype, device=self._device)
-        # D Y: one-hot labels scaled by the weights, n_samples x K. It makes
-        # the true-class logits and the gradient's "- D Y" dense element-wise
-        # operations, which every library runs fast on its device.
-        self._weighted_target = xp.astype(codes == classes, self.dtype) * self._weights
+        codes = np.asarray(y, dtype=np.int64)
+        # Where each sample's own logit sits in the flattened n x K logits:
+        # one gather per evaluation instead of a one-hot pass over all K.
+        self._true_index = xp.asarray(
+            np.arange(codes.shape[0], dtype=np.int64) * n_classes + codes,
+            device=self._device,
+        )
+        # The target's share of the gradient, X^T D Y and 1^T D Y, does not
+        # depend on the parameters: computed once (in float64), it leaves
+        # the evaluations P's scaling and no one-hot matrix on the device.
+        self._target_gradient = self._target_sums(codes)
         self._proba = None
 
     def _to_device(self, array, dtype=None):
@@ -130,20 +135,39 @@ class ArrayAPIEngine(ParameterLayout):
         W, b = self._to_device(W), self._to_device(b)
         return separates(_to_host(self._logits(W, b)), self.y, self.weights)
 
+    def _target_sums(self, codes):
+        """``X^T D Y`` and ``1^T D Y`` as a flat float64 host vector."""
+        xp = self._xp
+        dtype = self._accumulation_dtype
+        device_codes = xp.asarray(codes[:, None], device=self._device)
+        classes = xp.arange(self.n_classes, dtype=device_codes.dtype, device=self._device)
+        weights = xp.astype(self._weights, dtype)
+        sums = 0.0
+        for rows in self._row_blocks(self.n_features + self.n_classes):
+            target = xp.astype(device_codes[rows, :] == classes, dtype) * weights[rows, :]
+            sums = sums + xp.matrix_transpose(xp.astype(self.X[rows, :], dtype)) @ target
+        totals = np.bincount(codes, weights=self.weights, minlength=self.n_classes)
+        return np.concatenate([_to_host(sums).ravel(), totals])
+
+    def _parameters(self, params):
+        """``W`` and ``b`` on the device from one transfer of ``params``."""
+        # The flat layout is W's rows followed by b: a (d + 1) x K matrix.
+        stacked = self._to_device(params.reshape(self.n_features + 1, self.n_classes))
+        return stacked[: self.n_features, :], stacked[self.n_features, :]
+
     def _logits(self, W, b, X=None):
         logits = (self.X if X is None else X) @ W
         if self.fit_intercept:
             logits += b
         return logits
 
-    def _gradient_to_host(self, residual, value=None):
-        """``(X^T R, 1^T R)`` and the value, fetched in one transfer, float64."""
+    def _sums_to_host(self, residual, value=None):
+        """``(X^T R, 1^T R)`` flat, then the value, fetched in one transfer, float64."""
         xp = self._xp
         parts = [xp.reshape(self.X.T @ residual, (-1,)), xp.sum(residual, axis=0)]
         if value is not None:
             parts.append(xp.reshape(value, (1,)))
-        flat = _to_host(xp.concat(parts))
-        return flat, self.mask_intercept(flat[: self.n_params])
+        return _to_host(xp.concat(parts))
 
     def loss_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         """Objective value and its gradient at ``params``.
@@ -161,30 +185,34 @@ class ArrayAPIEngine(ParameterLayout):
         return self._loss_gradient(params, keep_proba=False)
 
     def _loss_gradient(self, params, keep_proba):
-        """Value and gradient; with ``keep_proba``, keep P on the device."""
+        """Value and gradient; with ``keep_proba``, keep P on the device.
+
+        The gradient is ``[X, 1]^T D P - [X, 1]^T D Y``: the device forms
+        the first term, the host subtracts the second, computed once.
+        """
         xp = self._xp
-        W64, b64 = self.unpack(params)
-        logits = self._logits(self._to_device(W64), self._to_device(b64))
+        logits = self._logits(*self._parameters(params))
         # log-sum-exp with the row maximum subtracted: exp never overflows.
         logits -= xp.max(logits, axis=1, keepdims=True)
+        true_logits = xp.take(xp.reshape(logits, (-1,)), self._true_index)
         proba = xp.exp(logits)
+        del logits  # so that at most two n x K arrays live at once
         total = xp.sum(proba, axis=1, keepdims=True)
-        row_loss = self._weights * xp.log(total) - xp.sum(
-            self._weighted_target * logits, axis=1, keepdims=True
-        )
+        row_loss = self._weights * (xp.log(total) - true_logits[:, None])
         # Summed in float64 where possible: a float32 total moves in steps
         # of 6e-8 relative, which L-BFGS-B takes for convergence too early.
         value = xp.sum(xp.astype(row_loss, self._accumulation_dtype))
-        proba /= total
+        scale = self._weights / total
         if keep_proba:
+            scaled = proba * scale
+            proba /= total
             self._proba = proba
-            residual = proba * self._weights - self._weighted_target
         else:
-            # D (P - Y), overwriting P, which is not needed any more.
-            proba *= self._weights
-            proba -= self._weighted_target
-            residual = proba
-        flat, grad = self._gradient_to_host(residual, value)
+            # D P in place of P, which is not needed any more.
+            proba *= scale
+            scaled = proba
+        flat = self._sums_to_host(scaled, value)
+        grad = self.mask_intercept(flat[: self.n_params] - self._target_gradient)
         return float(flat[-1]), grad
 
     def hessian_product(
@@ -209,12 +237,11 @@ class ArrayAPIEngine(ParameterLayout):
         proba = self._proba
 
         def hessp(direction):
-            V64, v_b64 = self.unpack(direction)
-            A = self._logits(self._to_device(V64), self._to_device(v_b64))
+            A = self._logits(*self._parameters(direction))
             A -= xp.sum(proba * A, axis=1, keepdims=True)
             A *= proba
             A *= self._weights
-            return self._gradient_to_host(A)[1]
+            return self.mask_intercept(self._sums_to_host(A))
 
         return value, grad, hessp
 
