@@ -10,6 +10,7 @@ from sklearn.datasets import make_classification
 
 from sksoftmax import PerfectSeparationWarning, SoftmaxClassifier
 
+from _devices import gpu_arrays
 from conftest import PREDICT_METHODS, TIGHT
 
 da = pytest.importorskip("dask.array")
@@ -503,13 +504,21 @@ def test_cv_on_dask_refuses_what_it_cannot_do_on_the_workers(client, data):
         SoftmaxClassifierCV(Cs=2).fit(X_dask, y_dask)
 
 
+@pytest.mark.parametrize("library", ["array_api_strict", "cupy"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_device_chunks_go_through_the_array_api_engine_on_their_worker(
-    client, data, dtype
+    client, data, dtype, library
 ):
-    xp = pytest.importorskip("array_api_strict")
     pytest.importorskip("array_api_compat")
     import dask
+
+    if library == "cupy":
+        # What dask-cuda users have: CuPy chunks on each worker's GPU.
+        to_device = gpu_arrays(library)
+        meta = to_device(np.empty((0, 0), dtype=dtype))
+    else:
+        to_device = pytest.importorskip(library).asarray
+        meta = np.empty((0, 0))
 
     from sksoftmax._engines._dask import DaskEngine
 
@@ -518,7 +527,7 @@ def test_device_chunks_go_through_the_array_api_engine_on_their_worker(
     # As CuPy chunks under dask-cuda: each worker holds its chunks as arrays
     # of another library, which the NumPy engine must not convert silently.
     X_device, y_dask, w_dask = _chunked(X, y, weights)
-    X_device = X_device.map_blocks(xp.asarray, dtype=dtype, meta=np.empty((0, 0)))
+    X_device = X_device.map_blocks(to_device, dtype=dtype, meta=meta)
     engine = DaskEngine(X_device, y_dask, 3, w_dask, True)
     kinds = dask.compute(
         *[dask.delayed(lambda c: type(c.engine).__name__)(c) for c in engine._chunks]
@@ -541,7 +550,7 @@ def test_device_chunks_go_through_the_array_api_engine_on_their_worker(
     bad = X.copy()
     bad[200, 1] = np.nan
     bad_device = da.from_array(bad, chunks=(150, X.shape[1])).map_blocks(
-        xp.asarray, dtype=dtype, meta=np.empty((0, 0))
+        to_device, dtype=dtype, meta=meta
     )
     with pytest.raises(ValueError, match="NaN or infinity"):
         SoftmaxClassifier().fit(bad_device, y_dask)
