@@ -16,8 +16,8 @@ from sksoftmax import SoftmaxClassifier
 from sksoftmax._engines._array_api import ArrayAPIEngine
 from sksoftmax._penalty import ElasticNet
 
-from _reference import objective
 from _devices import gpu_arrays
+from _reference import objective
 
 xps = pytest.importorskip("array_api_strict")
 DEVICE = xps.Device("device1")
@@ -150,24 +150,26 @@ def test_array_api_strict_float64_equals_the_numpy_fit(data, params):
         )
 
 
-def test_torch_float32_stays_float32_and_agrees_with_numpy():
+def test_torch_float32_stays_float32_and_agrees_with_the_optimum():
     torch = pytest.importorskip("torch")
     X, y = make_classification(
         n_samples=200, n_features=6, n_informative=4, n_classes=4, random_state=1
     )
     X = X.astype(np.float32)
-    expected = SoftmaxClassifier(tol=1e-6).fit(X, y)
+    # The optimum for these float32 values; a float32 fit resolves it to
+    # about 2e-4 here, whatever its BLAS rounds differently.
+    expected = SoftmaxClassifier(tol=1e-10).fit(X.astype(np.float64), y)
     X_t = torch.asarray(X)
     with config_context(array_api_dispatch=True):
-        clf = SoftmaxClassifier(tol=1e-6).fit(X_t, torch.asarray(y))
+        clf = SoftmaxClassifier(tol=1e-5).fit(X_t, torch.asarray(y))
         proba = clf.predict_proba(X_t)
         labels = clf.predict(X_t)
     assert isinstance(clf.coef_, torch.Tensor)
     assert clf.coef_.dtype == torch.float32 and proba.dtype == torch.float32
     assert isinstance(labels, torch.Tensor)
-    np.testing.assert_allclose(clf.coef_.numpy(), expected.coef_, atol=1e-4)
-    np.testing.assert_allclose(clf.intercept_.numpy(), expected.intercept_, atol=1e-4)
-    np.testing.assert_allclose(proba.numpy(), expected.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(clf.coef_.numpy(), expected.coef_, atol=1e-3)
+    np.testing.assert_allclose(clf.intercept_.numpy(), expected.intercept_, atol=1e-3)
+    np.testing.assert_allclose(proba.numpy(), expected.predict_proba(X), atol=1e-3)
     np.testing.assert_array_equal(labels.numpy(), expected.predict(X))
 
 
@@ -212,6 +214,8 @@ def test_a_gpu_fit_agrees_with_numpy_and_stays_on_the_device(data, library, dtyp
     assert clf.coef_.dtype == X_gpu.dtype
     atol = 1e-6 if dtype == np.float64 else 1e-3
     np.testing.assert_allclose(_to_numpy(clf.coef_), expected.coef_, atol=atol)
-    np.testing.assert_allclose(_to_numpy(clf.intercept_), expected.intercept_, atol=atol)
+    np.testing.assert_allclose(
+        _to_numpy(clf.intercept_), expected.intercept_, atol=atol
+    )
     np.testing.assert_allclose(_to_numpy(proba), expected.predict_proba(X), atol=atol)
     np.testing.assert_array_equal(_to_numpy(labels), expected.predict(X))

@@ -68,11 +68,12 @@ class ArrayAPIEngine(ParameterLayout):
         self.weights = weights / self.weight_sum
         self.y = np.asarray(y)
         self._weights = self._to_device(self.weights[:, None])
+        self._weights_row = self._to_device(self.weights[None, :])
         codes = np.asarray(y, dtype=np.int64)
-        # Where each sample's own logit sits in the flattened n x K logits:
+        # Where each sample's own logit sits in the flattened K x n logits:
         # one gather per evaluation instead of a one-hot pass over all K.
         self._true_index = xp.asarray(
-            np.arange(codes.shape[0], dtype=np.int64) * n_classes + codes,
+            codes * codes.shape[0] + np.arange(codes.shape[0], dtype=np.int64),
             device=self._device,
         )
         # The target's share of the gradient, X^T D Y and 1^T D Y, does not
@@ -140,12 +141,18 @@ class ArrayAPIEngine(ParameterLayout):
         xp = self._xp
         dtype = self._accumulation_dtype
         device_codes = xp.asarray(codes[:, None], device=self._device)
-        classes = xp.arange(self.n_classes, dtype=device_codes.dtype, device=self._device)
+        classes = xp.arange(
+            self.n_classes, dtype=device_codes.dtype, device=self._device
+        )
         weights = xp.astype(self._weights, dtype)
         sums = 0.0
         for rows in self._row_blocks(self.n_features + self.n_classes):
-            target = xp.astype(device_codes[rows, :] == classes, dtype) * weights[rows, :]
-            sums = sums + xp.matrix_transpose(xp.astype(self.X[rows, :], dtype)) @ target
+            target = (
+                xp.astype(device_codes[rows, :] == classes, dtype) * weights[rows, :]
+            )
+            sums = (
+                sums + xp.matrix_transpose(xp.astype(self.X[rows, :], dtype)) @ target
+            )
         totals = np.bincount(codes, weights=self.weights, minlength=self.n_classes)
         return np.concatenate([_to_host(sums).ravel(), totals])
 
@@ -161,10 +168,22 @@ class ArrayAPIEngine(ParameterLayout):
             logits += b
         return logits
 
+    def _class_logits(self, W, b):
+        """The logits transposed, K x n.
+
+        In this layout every reduction over the classes runs across rows of
+        length n, which GPUs do at memory speed; along rows of length K they
+        ran at a fifth of it (measured on an H200 with torch).
+        """
+        logits = W.T @ self.X.T
+        if self.fit_intercept:
+            logits += b[:, None]
+        return logits
+
     def _sums_to_host(self, residual, value=None):
-        """``(X^T R, 1^T R)`` flat, then the value, fetched in one transfer, float64."""
+        """``(X^T R, 1^T R)`` of a K x n ``R^T`` and the value, in one transfer."""
         xp = self._xp
-        parts = [xp.reshape(self.X.T @ residual, (-1,)), xp.sum(residual, axis=0)]
+        parts = [xp.reshape((residual @ self.X).T, (-1,)), xp.sum(residual, axis=1)]
         if value is not None:
             parts.append(xp.reshape(value, (1,)))
         return _to_host(xp.concat(parts))
@@ -191,18 +210,19 @@ class ArrayAPIEngine(ParameterLayout):
         the first term, the host subtracts the second, computed once.
         """
         xp = self._xp
-        logits = self._logits(*self._parameters(params))
-        # log-sum-exp with the row maximum subtracted: exp never overflows.
-        logits -= xp.max(logits, axis=1, keepdims=True)
+        logits = self._class_logits(*self._parameters(params))
+        # log-sum-exp with each sample's largest logit subtracted: exp never
+        # overflows.
+        logits -= xp.max(logits, axis=0, keepdims=True)
         true_logits = xp.take(xp.reshape(logits, (-1,)), self._true_index)
         proba = xp.exp(logits)
         del logits  # so that at most two n x K arrays live at once
-        total = xp.sum(proba, axis=1, keepdims=True)
-        row_loss = self._weights * (xp.log(total) - true_logits[:, None])
+        total = xp.sum(proba, axis=0, keepdims=True)
+        sample_loss = self._weights_row * (xp.log(total) - true_logits[None, :])
         # Summed in float64 where possible: a float32 total moves in steps
         # of 6e-8 relative, which L-BFGS-B takes for convergence too early.
-        value = xp.sum(xp.astype(row_loss, self._accumulation_dtype))
-        scale = self._weights / total
+        value = xp.sum(xp.astype(sample_loss, self._accumulation_dtype))
+        scale = self._weights_row / total
         if keep_proba:
             scaled = proba * scale
             proba /= total
@@ -237,10 +257,10 @@ class ArrayAPIEngine(ParameterLayout):
         proba = self._proba
 
         def hessp(direction):
-            A = self._logits(*self._parameters(direction))
-            A -= xp.sum(proba * A, axis=1, keepdims=True)
+            A = self._class_logits(*self._parameters(direction))
+            A -= xp.sum(proba * A, axis=0, keepdims=True)
             A *= proba
-            A *= self._weights
+            A *= self._weights_row
             return self.mask_intercept(self._sums_to_host(A))
 
         return value, grad, hessp
