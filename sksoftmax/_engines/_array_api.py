@@ -104,7 +104,7 @@ class ArrayAPIEngine(ParameterLayout):
         for start in range(0, n_samples, n_rows):
             yield slice(start, min(start + n_rows, n_samples))
 
-    def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
+    def _column_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and standard deviation of each column of ``X``.
 
         Returns

@@ -134,6 +134,17 @@ class ParameterLayout:
         """Length of the flat parameter vector."""
         return (self.n_features + 1) * self.n_classes
 
+    def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted mean and standard deviation of each column of ``X``, float64.
+
+        Computed once per engine by its ``_column_moments``: a fit asks for
+        them several times (scale checks, preconditioner), and each asking
+        is a pass over ``X``, on a cluster a round trip.
+        """
+        if getattr(self, "_moments", None) is None:
+            self._moments = self._column_moments()
+        return self._moments
+
     def unpack(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Split a flat parameter vector into views ``W`` and ``b``."""
         d, k = self.n_features, self.n_classes

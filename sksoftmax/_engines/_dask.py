@@ -550,7 +550,7 @@ class DaskEngine(ParameterLayout):
         args = [dask.delayed(arg) for arg in args]
         return dask.compute(_tree(_add, self._calls(func, *args)))[0]
 
-    def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
+    def _column_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and standard deviation of each column of ``X``, float64.
 
         The chunks' moments (``n_features`` floats each) are pooled on the

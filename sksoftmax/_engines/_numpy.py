@@ -142,19 +142,6 @@ class NumPyEngine(ParameterLayout):
         self._logits = np.empty((n_classes, n_max), dtype=self.dtype)
         self._rowwise = np.empty((n_max, n_classes), dtype=self.dtype)
         self._proba = None
-        self._moments = None
-
-    def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Weighted mean and standard deviation of each column of ``X``.
-
-        Returns
-        -------
-        mean, std : ndarray of shape (n_features,), float64
-            Under the weights ``s_i / S``.
-        """
-        if self._moments is None:
-            self._moments = self._column_moments()
-        return self._moments
 
     def _column_moments(self):
         X = self.X
