@@ -134,8 +134,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         scikit-learn's meaning for ``lbfgs``; for a feature whose root mean
         square is below 1, its entries are first divided by that scale, so
         that features of tiny scale (whose raw gradient is tiny everywhere)
-        are still fitted. A fit that stops otherwise issues a
-        ConvergenceWarning that says why.
+        are still fitted. ``solver="lbfgs"`` with an L2 penalty also runs on
+        until its estimate of the remaining objective gap is at most
+        ``0.03 * tol`` times the objective (see "What tol means" in the user
+        guide): it may stop later, never earlier. A fit that stops before
+        the gradient meets ``tol`` issues a ConvergenceWarning that says why.
     max_iter : int, default=1000
         Maximum number of solver iterations. Larger than scikit-learn's 100 so
         that unscaled real data converge without a warning.

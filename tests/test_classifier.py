@@ -9,6 +9,7 @@ import pytest
 from scipy import sparse
 from sklearn.datasets import load_wine, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -17,6 +18,7 @@ from sksoftmax import SoftmaxClassifier, SoftmaxClassifierCV
 from sksoftmax._engines._numpy import NumPyEngine
 from sksoftmax._penalty import ElasticNet
 
+from _reference import objective
 from conftest import PREDICT_METHODS, TIGHT
 
 
@@ -125,6 +127,38 @@ def test_tol_bounds_the_final_gradient(iris):
         assert np.max(np.abs(grad)) <= tol
 
 
+def test_the_estimated_gap_is_exact_on_an_isotropic_quadratic():
+    from sksoftmax._solvers import _GapEstimate
+
+    # f(x) = c |x|^2 / 2: H^-1 = I / c, so f - f* = |g|^2 / (2 c) exactly.
+    c, rng = 3.0, np.random.default_rng(0)
+    gap = _GapEstimate(memory=3)
+    for x in rng.normal(size=(5, 4)):
+        estimate = gap.update(x, c * x)
+    assert estimate == pytest.approx(c * x @ x / 2, rel=1e-12)
+
+
+def test_a_loose_tol_still_stops_near_the_optimum_on_rare_features():
+    # 0.5% non-zeros: most gradient entries are small however far off their
+    # coefficients are, and the gradient rule alone stopped at a relative
+    # gap of 6e-3 here.
+    rng = np.random.default_rng(0)
+    X = sparse.random(2000, 1000, density=0.005, format="csr", random_state=0)
+    X.data = rng.normal(size=X.data.shape)
+    W = rng.normal(size=(1000, 10)) * 4 / np.sqrt(1000) * np.sqrt(200)
+    y = np.argmax(X @ W + rng.gumbel(size=(2000, 10)), axis=1)
+    reference = LogisticRegression(solver="newton-cg", tol=1e-10, max_iter=1000)
+    reference.fit(X, y)
+    ones = np.ones(y.shape[0])
+    f_star = objective(X, y, reference.coef_, reference.intercept_, ones, 1.0)
+    tol = 1e-2
+    clf = SoftmaxClassifier(tol=tol).fit(X, y)
+    gap = objective(X, y, clf.coef_, clf.intercept_, ones, 1.0) - f_star
+    # The rule asks for an estimated gap of at most 0.03 tol (objective > 1);
+    # the estimate may be several times too low.
+    assert 0 <= gap <= 0.2 * tol * max(1.0, f_star)
+
+
 def test_verbose_prints_one_line_per_iteration(iris, capsys):
     X, y = iris
     clf = SoftmaxClassifier(verbose=1).fit(X, y)
@@ -132,7 +166,7 @@ def test_verbose_prints_one_line_per_iteration(iris, capsys):
     assert len(lines) == clf.n_iter_
     pattern = (
         r"iter\s+(\d+)\s+objective (\S+)\s+max\|grad\| (\S+) \(tol 0.0001\)\s+"
-        r"\d+\.\d\ds"
+        r"gap~(\S+)\s+\d+\.\d\ds"
     )
     parsed = [re.fullmatch(pattern, line) for line in lines]
     assert all(parsed)
