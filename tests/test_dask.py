@@ -579,6 +579,84 @@ def test_each_chunk_stays_on_one_worker(client):
     assert all(len(holders[chunk.key]) == 1 for chunk in engine._chunks)
 
 
+def test_chunks_built_on_one_worker_are_moved_to_even_out_the_workers(client, data):
+    import dask
+
+    from sksoftmax._engines._dask import DaskEngine
+
+    X, y, weights = data
+    workers = sorted(client.scheduler_info()["workers"])
+    first = workers[0]
+    expected = SoftmaxClassifier(**TIGHT).fit(X, y, sample_weight=weights)
+    # Eight chunks, all built by one worker: the restriction applies to every
+    # task made in the context but the engine's own placements.
+    with (
+        dask.annotate(workers=[first], allow_other_workers=False),
+        distributed.get_task_stream(client) as stream,
+    ):
+        X_dask, y_dask, weights_dask = _chunked(X, y, weights, rows=75)
+        engine = DaskEngine(X_dask, y_dask, 3, weights_dask, True)
+        holders = client.who_has(list(engine._chunks))
+        clf = SoftmaxClassifier(**TIGHT).fit(*_chunked(X, y, weights, rows=75))
+    built = [t["worker"] for t in stream.data if str(t["key"]).startswith("_Chunk-")]
+    assert built == [first] * 16
+    moved = [t["worker"] for t in stream.data if str(t["key"]).startswith("_moved-")]
+    assert sorted(moved) == [w for w in workers[1:] for _ in range(4)] * 2
+    # The engine reads where its chunks are after moving them: one holder
+    # each, half of them on each worker.
+    assert all(len(holders[chunk.key]) == 1 for chunk in engine._chunks)
+    assert engine._homes == [next(iter(holders[c.key])) for c in engine._chunks]
+    assert sorted(engine._homes) == sorted(workers * 4)
+    assert engine.weight_sum == pytest.approx(weights.sum(), rel=1e-12)
+    np.testing.assert_allclose(clf.coef_, expected.coef_, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(clf.intercept_, expected.intercept_, rtol=0, atol=1e-6)
+
+
+def test_chunks_stay_where_they_are_when_the_worker_they_go_to_is_gone(
+    client, data, monkeypatch
+):
+    from sksoftmax._engines import _dask
+
+    X, y, weights = data
+    # A move to a worker that is not in the cluster would wait for it for ever.
+    monkeypatch.setattr(_dask, "_moves", lambda *_: {0: "tcp://127.0.0.1:9"})
+    X_dask, y_dask, weights_dask = _chunked(X, y, weights)
+    engine = _dask.DaskEngine(X_dask, y_dask, 3, weights_dask, True)
+    assert all(str(chunk.key).startswith("_Chunk-") for chunk in engine._chunks)
+    assert None not in engine._homes
+    assert engine.weight_sum == pytest.approx(weights.sum(), rel=1e-12)
+
+
+def test_chunk_moves_even_out_the_bytes_with_the_fewest_moves():
+    from sksoftmax._engines._dask import _moves
+
+    workers = ["a", "b", "c", "d"]
+    # Eight chunks of one size on one worker of four: two each, six moved.
+    moves = _moves(["a"] * 8, [100] * 8, workers)
+    assert len(moves) == 6
+    held = ["a"] * 8
+    for i, worker in moves.items():
+        held[i] = worker
+    assert sorted(held.count(w) for w in workers) == [2, 2, 2, 2]
+    # Balanced within one chunk already: nothing moves.
+    assert _moves(["a", "b", "c", "d", "a"], [100] * 5, workers) == {}
+    # 19, 12, 14 and 15 of 60 chunks, the last one smaller: 15 each.
+    homes = ["a"] * 19 + ["b"] * 12 + ["c"] * 14 + ["d"] * 15
+    sizes = [100] * 59 + [60]
+    moves = _moves(homes, sizes, workers)
+    assert len(moves) == 4
+    for i, worker in moves.items():
+        homes[i] = worker
+    assert sorted(homes.count(w) for w in workers) == [15, 15, 15, 15]
+    # A large chunk stays rather than overshoot; small ones fill the gap.
+    assert _moves(["a", "a", "a", "b"], [300, 50, 50, 200], ["a", "b"]) == {
+        1: "b",
+        2: "b",
+    }
+    # Empty chunks (a few bytes) weigh what they hold.
+    assert _moves(["a"] * 3, [0, 0, 0], ["a", "b"]) == {}
+
+
 def test_parquet_columns_fit_as_documented(tmp_path):
     pd = pytest.importorskip("pandas")
     dd = pytest.importorskip("dask.dataframe")

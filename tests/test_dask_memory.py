@@ -74,6 +74,9 @@ def test_the_chunks_are_spread_and_every_worker_reports_its_peak_memory(results)
     built = [w["chunks_built"] for w in workers]
     assert sum(built) == results["files"] > len(workers)
     assert sum(count > 0 for count in built) >= 2
+    # The fit moves some of them to even the workers out, each at most once.
+    assert sum(w["chunks_moved_in"] for w in workers) < results["files"]
+    assert set(results["thresholds"]) == {w["address"] for w in workers}
     for w in workers:
         assert w["peak_rss"] >= w["peak_rss_fit"] >= w["started_rss"] > 0
         assert w["spilled_bytes"] is not None
