@@ -6,8 +6,9 @@ processes, each with a ``memory_limit`` below the size of the data, reads it
 with ``dask.dataframe.read_parquet`` and fits ``SoftmaxClassifier`` on the
 frame's columns: the fit persists the row chunks across the workers, so each
 should hold about its share. Reported: the wall time of each step; for every
-worker its peak resident memory (``ru_maxrss``), how many chunks it built
-and the most it held at once (more than it built: chunks were copied to it),
+worker its peak resident memory (``ru_maxrss``), how many chunks it built,
+how many the fit moved to it to even out the workers' shares, the most it
+held at once (more than it built and was given: chunks were copied to it),
 how often it was paused for memory and the bytes it spilled to disk; then the
 time to write the lazy ``predict_proba`` back to Parquet. The cluster is
 closed and the same data are fitted in memory in this process: coefficients,
@@ -16,12 +17,24 @@ reference.
 
     python benchmarks/dask_memory.py [--small] [--n 10000000] [--d 100] [--k 10]
                                      [--workers 4] [--memory-limit 1.5GB]
+                                     [--memory-target F] [--memory-spill F]
+                                     [--memory-pause F] [--arrow-pool POOL]
                                      [--partition-mb 64] [--dtype float32]
                                      [--C 1.0] [--tol 1e-6] [--dir DIR]
 
 ``--small`` runs the same pipeline on a tiny problem in float64 (the test
 suite runs it); ``--dir`` keeps the data and predictions there instead of in
-a temporary directory.
+a temporary directory. ``--memory-target``, ``--memory-spill`` and
+``--memory-pause`` set the workers' thresholds
+(``distributed.worker.memory.target``, ``.spill``, ``.pause``) as fractions
+of ``--memory-limit``; dask's own (0.6, 0.7, 0.8 unless configured) when not
+given. The cluster line prints the thresholds the workers run with.
+``--arrow-pool`` sets the workers' Arrow memory pool
+(``ARROW_DEFAULT_MEMORY_POOL``: ``system``, ``jemalloc`` or ``mimalloc``);
+pyarrow's default when not given. The default pool of this pyarrow,
+mimalloc, kept about 0.45 GiB per worker resident after the Parquet reads,
+none of it allocated (a worker that read eight of these files); ``system``
+gave it back.
 """
 
 import argparse
@@ -94,6 +107,18 @@ def parse_args(argv):
     parser.add_argument("--k", type=int, help="classes")
     parser.add_argument("--workers", type=int, help="worker processes")
     parser.add_argument("--memory-limit", help="per worker, e.g. 1.5GB")
+    for name, default in (("target", 0.6), ("spill", 0.7), ("pause", 0.8)):
+        parser.add_argument(
+            f"--memory-{name}",
+            type=float,
+            help=f"distributed.worker.memory.{name}, a fraction of --memory-limit "
+            f"(dask's default: {default})",
+        )
+    parser.add_argument(
+        "--arrow-pool",
+        choices=["system", "jemalloc", "mimalloc"],
+        help="the workers' ARROW_DEFAULT_MEMORY_POOL (default: pyarrow's)",
+    )
     parser.add_argument("--partition-mb", type=float, help="MiB of features per file")
     parser.add_argument("--dtype", choices=sorted(DEFAULT_TOL), help="of the features")
     parser.add_argument("--C", type=float, default=1.0)
@@ -172,9 +197,40 @@ def read_probabilities(directory):
 
 
 def _is_chunk(key):
-    # The engine persists dask.delayed(_Chunk) calls; key_split would drop the
-    # underscore of their name.
+    # The engine persists dask.delayed(_Chunk) calls, and dask.delayed(_moved)
+    # calls for the chunks it moves to even out the workers; key_split would
+    # drop the underscore of their names.
+    return str(key).startswith(("_Chunk-", "_moved-"))
+
+
+def _is_built(key):
     return str(key).startswith("_Chunk-")
+
+
+def _is_moved(key):
+    return str(key).startswith("_moved-")
+
+
+MEMORY_THRESHOLDS = ("target", "spill", "pause", "terminate")
+
+
+def _arrow_pool():
+    return pa.default_memory_pool().backend_name
+
+
+def _thresholds(dask_worker):
+    """The fractions of its memory limit this worker acts at (False: never).
+
+    Those of its memory manager; the nanny, which terminates it, was given
+    the same configuration.
+    """
+    manager = dask_worker.memory_manager
+    return {
+        "target": manager.memory_target_fraction,
+        "spill": manager.memory_spill_fraction,
+        "pause": manager.memory_pause_fraction,
+        "terminate": dask.config.get("distributed.worker.memory.terminate"),
+    }
 
 
 def _peak_rss():
@@ -265,8 +321,19 @@ def fit_on_cluster(args, data_dir, predictions_dir, scratch):
     features = [f"f{j}" for j in range(args.d)]
     # A worker killed for memory fails the fit rather than having its chunks
     # recomputed on the others, which would overload them in turn.
+    config = {"distributed.scheduler.allowed-failures": 0}
+    for name in ("target", "spill", "pause"):
+        fraction = getattr(args, f"memory_{name}")
+        if fraction is not None:
+            config[f"distributed.worker.memory.{name}"] = fraction
+    if args.arrow_pool is not None:
+        # Read when pyarrow is imported, which a worker may do as it starts.
+        environ = "distributed.nanny.pre-spawn-environ"
+        config[f"{environ}.ARROW_DEFAULT_MEMORY_POOL"] = args.arrow_pool
+    # The nannies pass the configuration they were created with to their
+    # worker processes; the thresholds are read back from the workers.
     with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        dask.config.set(config),
         LocalCluster(
             n_workers=args.workers,
             threads_per_worker=1,
@@ -280,6 +347,8 @@ def fit_on_cluster(args, data_dir, predictions_dir, scratch):
         client.as_current(),
     ):
         started = client.run(_rss)
+        thresholds = client.run(_thresholds)
+        arrow_pools = client.run(_arrow_pool)
         frame = dd.read_parquet(str(data_dir))
         clf = SoftmaxClassifier(C=args.C, tol=args.tol, max_iter=args.max_iter)
         failure = fit_s = predict_s = None
@@ -298,10 +367,11 @@ def fit_on_cluster(args, data_dir, predictions_dir, scratch):
                 clf = None
         # A worker being restarted after a kill does not answer.
         peak_fit = client.run(_peak_rss, on_error="ignore")
-        chunks_built = {}
+        chunks_built, chunks_moved = {}, {}
         for task in stream.data:
-            if _is_chunk(task["key"]):
-                chunks_built[task["worker"]] = chunks_built.get(task["worker"], 0) + 1
+            for counts, kind in ((chunks_built, _is_built), (chunks_moved, _is_moved)):
+                if kind(task["key"]):
+                    counts[task["worker"]] = counts.get(task["worker"], 0) + 1
 
         if clf is not None:
             start = time.perf_counter()
@@ -325,6 +395,7 @@ def fit_on_cluster(args, data_dir, predictions_dir, scratch):
             peak_rss=peak_all.get(address),
             most_memory=sampler.most_memory.get(address, 0),
             chunks_built=chunks_built.get(address, 0),
+            chunks_moved_in=chunks_moved.get(address, 0),
             most_chunks_held=sampler.most_chunks.get(address, 0),
             spilled_bytes=spilled.get(address),
             pauses=pauses.get(address, 0),
@@ -337,6 +408,8 @@ def fit_on_cluster(args, data_dir, predictions_dir, scratch):
         fit_s=fit_s,
         predict_s=predict_s,
         workers=workers,
+        thresholds=thresholds,
+        arrow_pools=arrow_pools,
         # A worker restarted after being killed has a new address.
         workers_lost=sorted(set(started) - set(peak_all)),
         chunk_copies=sampler.most_copies,
@@ -365,10 +438,26 @@ def _size(value):
     return "n/a" if value is None else format_bytes(value)
 
 
+def _fraction(value):
+    return "never" if value is False else f"{value:g}"
+
+
 def print_cluster(args, results):
+    # Every worker had the same thresholds unless the configuration failed to
+    # reach them: then each distinct set is printed.
+    distinct = {tuple(t.values()) for t in results["thresholds"].values()}
+    thresholds = "; ".join(
+        ", ".join(
+            f"{name} {_fraction(value)}"
+            for name, value in zip(MEMORY_THRESHOLDS, values, strict=True)
+        )
+        for values in sorted(distinct, key=str)
+    )
     print(
         f"cluster: {args.workers} worker processes x 1 thread, memory_limit "
-        f"{format_bytes(results['memory_limit'])} each"
+        f"{format_bytes(results['memory_limit'])} each; thresholds (fractions of "
+        f"it, as the workers read them): {thresholds}; Arrow memory pool "
+        f"{', '.join(sorted(set(results['arrow_pools'].values())))}"
     )
     if results["failure"] is None:
         print(
@@ -379,14 +468,16 @@ def print_cluster(args, results):
         print(f"dask fit FAILED: {results['failure']}")
     print(
         f"{'worker':>22} {'start RSS':>10} {'peak fit':>10} {'peak all':>10} "
-        f"{'heartbeat':>10} {'built':>6} {'most held':>9} {'spilled':>10} pauses"
+        f"{'heartbeat':>10} {'built':>6} {'moved in':>8} {'most held':>9} "
+        f"{'spilled':>10} pauses"
     )
     for w in results["workers"]:
         print(
             f"{w['address']:>22} {_size(w['started_rss']):>10} "
             f"{_size(w['peak_rss_fit']):>10} {_size(w['peak_rss']):>10} "
             f"{_size(w['most_memory']):>10} {w['chunks_built']:>6} "
-            f"{w['most_chunks_held']:>9} {_size(w['spilled_bytes']):>10} {w['pauses']}"
+            f"{w['chunks_moved_in']:>8} {w['most_chunks_held']:>9} "
+            f"{_size(w['spilled_bytes']):>10} {w['pauses']}"
         )
     print(
         f"most chunk replicas at once: {results['chunk_copies']}; workers lost: "
