@@ -736,7 +736,9 @@ def _penalty_dominated(engine: LossEngine, penalty: ElasticNet):
     if not penalty.l2 > 0.0:
         return None
     mean, std = engine.column_moments()
-    curvature = float(np.sum(np.hypot(std, mean) ** 2))
+    # Features of 1e300 overflow the bound to inf, which no penalty dominates.
+    with np.errstate(over="ignore"):
+        curvature = float(np.sum(np.hypot(std, mean) ** 2))
     if not penalty.l2 >= _DOMINANCE * curvature:
         return None
     params = np.zeros(engine.n_params)

@@ -3,6 +3,7 @@
 import copy
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -455,3 +456,15 @@ def test_concurrent_fits_leave_blas_thread_counts_unchanged(iris):
     for thread in threads:
         thread.join()
     assert counts() == before
+
+
+def test_a_feature_of_1e300_fits_without_overflow_warnings(iris):
+    X, y = iris
+    X = X.copy()
+    X[:, 0] *= 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = SoftmaxClassifier().fit(X, y)
+    assert np.all(np.isfinite(clf.coef_)) and np.all(np.isfinite(clf.intercept_))
+    np.testing.assert_array_equal(X[:, 1:], iris[0][:, 1:])
