@@ -68,7 +68,8 @@ class ArrayAPIEngine(ParameterLayout):
         self.weights = weights / self.weight_sum
         self.y = np.asarray(y)
         self._weights = self._to_device(self.weights[:, None])
-        self._weights_row = self._to_device(self.weights[None, :])
+        # The same weights as a row, for the K x n evaluations (a view).
+        self._weights_row = self._weights.T
         codes = np.asarray(y, dtype=np.int64)
         # Where each sample's own logit sits in the flattened K x n logits:
         # one gather per evaluation instead of a one-hot pass over all K.

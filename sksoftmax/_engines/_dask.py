@@ -505,14 +505,12 @@ def _balanced(chunks):
 
     if len(futures_of(list(chunks))) < len(chunks):
         return chunks
-    wait(list(chunks))
+    homes = _homes(chunks)
     workers = [
         address
         for address, info in client.scheduler_info()["workers"].items()
         if info.get("status", "running") == "running"
     ]
-    holders = client.who_has(list(chunks))
-    homes = [next(iter(holders.get(chunk.key) or ()), None) for chunk in chunks]
     if len(workers) < 2 or not set(homes) <= set(workers):
         return chunks
     sizes = client.nbytes([chunk.key for chunk in chunks], summary=False)
