@@ -380,9 +380,9 @@ def _minimize(
     when its trust region shrinks to float precision. Each such stop above
     ``tol`` is followed by a restart from where it stopped (a fresh L-BFGS
     memory, with the relative-decrease rule off) for as long as restarts
-    lower the objective and iterations remain; a smooth problem that still
-    misses ``tol`` then gets up to three Newton steps on exact Hessian
-    products. Only a gradient at most ``tol`` counts as converged.
+    lower the objective and iterations remain; a problem that still misses
+    ``tol`` with iterations left then gets up to three Newton steps on exact
+    Hessian products. Only a gradient at most ``tol`` counts as converged.
     """
     iteration = 0
     start = time.perf_counter()
@@ -441,7 +441,9 @@ def _minimize(
         if "ftol" in options:
             options = {**options, "ftol": 0.0}
     message = str(result.message)
-    if grad_max > tol:
+    # The Newton steps are for a solver that stalled: a fit that used up
+    # max_iter stops there, as the caller's budget says.
+    if grad_max > tol and iteration < max_iter:
         grad_max = _newton_polish(problem, tol)
         message += "; then Newton steps"
     if verbose:

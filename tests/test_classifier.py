@@ -115,6 +115,20 @@ def test_convergence_warning_says_what_to_do(iris):
     assert clf.n_iter_ == 2
 
 
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
+def test_max_iter_is_a_budget_no_newton_steps_after_it(iris, monkeypatch, l1_ratio):
+    # Newton steps are for a solver that stalled above tol; one stopped by
+    # max_iter must stop there (at 300 classes they took 18x the fit).
+    def refuse(self, params):
+        raise AssertionError("Hessian products after max_iter")
+
+    monkeypatch.setattr(NumPyEngine, "hessian_product", refuse)
+    X, y = iris
+    with pytest.warns(ConvergenceWarning, match="Increase max_iter"):
+        clf = SoftmaxClassifier(l1_ratio=l1_ratio, tol=0.0, max_iter=3).fit(X, y)
+    assert clf.n_iter_ == 3
+
+
 def test_tol_bounds_the_final_gradient(iris):
     X, y = iris
     for tol in [1e-3, 1e-6]:
