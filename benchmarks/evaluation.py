@@ -5,6 +5,12 @@ n x K block and X^T @ G, here with numpy at its defaults. scikit-learn's
 LinearModelLoss.loss_gradient (what its lbfgs calls) is timed alongside.
 Medians of interleaved repeats, in float64 and float32.
 
+"ours" is an evaluation outside a fit, its products on the BLAS's threads;
+"ours in a fit" is the same evaluation as a fit runs it, its row blocks in
+threads of its own and every BLAS single-threaded (timed apart, after the
+others: a BLAS's idle threads spin for a while after each threaded call and
+would take a core from those threads).
+
 The "layout" lines time the two ways of writing the logits of one block of
 rows, which the NumPy loss engine chooses between by dtype.
 
@@ -20,6 +26,7 @@ from sklearn.linear_model._linear_loss import LinearModelLoss
 
 from sksoftmax._engines._numpy import NumPyEngine
 from sksoftmax._penalty import ElasticNet
+from sksoftmax._threads import blas_threads
 
 from _common import environment
 
@@ -70,7 +77,12 @@ def evaluation(n, d, k, dtype, repeats):
             coef, X, y_float, None, l2_reg_strength=l2
         ),
     }
-    return median_times(cases, repeats)
+    times = median_times(cases, repeats)
+    # Inside a fit's context, as the solver calls it: the first evaluation
+    # leaves every BLAS single-threaded until the context ends.
+    with blas_threads:
+        times["ours in a fit"] = median_times({"ours": ours}, repeats)["ours"]
+    return times
 
 
 def layout(d, k, dtype, repeats, rows=3276):

@@ -7,22 +7,18 @@ that declaration's message.
 """
 
 import collections
-import functools
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy
 from scipy.optimize import minimize
 from scipy.sparse.linalg import LinearOperator, cg
-from threadpoolctl import OpenBLASController, ThreadpoolController
 
 from ._engines import LossEngine
 from ._penalty import ElasticNet
+from ._threads import blas_threads
 
 
 @dataclass
@@ -52,79 +48,6 @@ class SolverResult:
     n_iter: int
     converged: bool
     message: str
-
-
-class _BlasThreads:
-    """Context for a fit: BLAS thread limits that keep fits from fighting.
-
-    L-BFGS-B's updates are BLAS-1/2 calls on vectors of n_params entries, too
-    small to gain from threads. When numpy and scipy each ship an OpenBLAS,
-    the two pools' spinning workers fight for the cores between the loss
-    evaluation (numpy) and the L-BFGS-B step (scipy): on 2 cores that made a
-    digits fit 10x slower, in scikit-learn's LogisticRegression too. So while
-    any fit runs, scipy's pool is single-threaded; numpy's BLAS, which does
-    the heavy X @ W, keeps its threads. Where both share one library nothing
-    is selected.
-
-    Fits running concurrently in threads (a thread pool, joblib's threading
-    backend) each ask numpy's BLAS for every core, and the spinning workers
-    then made each fit about 20x slower than alone on 2 cores. While more
-    than one fit runs, every BLAS pool is single-threaded: the fits
-    themselves are the parallelism.
-
-    Thread limits are global to the process: the first fit to enter sets the
-    scipy limit, the second the limit on all pools, and each is restored
-    when the count of running fits drops below what set it. threadpoolctl
-    (from 3.8) lets only the thread that first limited OpenBLAS change it
-    again, so a fit in another thread first releases that claim.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._users = 0
-        self._scipy_limiter = None
-        self._all_limiter = None
-
-    @functools.cached_property
-    def _controller(self):
-        return ThreadpoolController()
-
-    @functools.cached_property
-    def _scipy_pools(self):
-        scipy_libs = os.path.dirname(scipy.__file__) + ".libs"
-        own = [
-            lib.filepath
-            for lib in self._controller.lib_controllers
-            if lib.user_api == "blas" and lib.filepath.startswith(scipy_libs)
-        ]
-        return self._controller.select(filepath=own)
-
-    def __enter__(self):
-        with self._lock:
-            _release_openblas_control()
-            self._users += 1
-            if self._users == 1:
-                self._scipy_limiter = self._scipy_pools.limit(limits=1)
-            elif self._users == 2:
-                self._all_limiter = self._controller.limit(limits=1, user_api="blas")
-
-    def __exit__(self, *exc_info):
-        with self._lock:
-            _release_openblas_control()
-            self._users -= 1
-            if self._users == 1:
-                self._all_limiter.restore_original_limits()
-            elif self._users == 0:
-                self._scipy_limiter.restore_original_limits()
-
-
-def _release_openblas_control():
-    release = getattr(OpenBLASController, "clear_controlling_thread", None)
-    if release is not None:
-        release(force=True)
-
-
-_blas_threads = _BlasThreads()
 
 
 # Typical curvature of the cross-entropy per unit of feature variance near a
@@ -692,7 +615,7 @@ def solve(
     SolverResult
     """
     minimizer = check_solver(solver, penalty).minimize
-    with _blas_threads:
+    with blas_threads:
         return _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose, tag)
 
 

@@ -5,11 +5,17 @@ through the max-shift, exp, normalization and the scaling by the weights, so
 those element-wise passes cost little beyond the two matrix products, and
 only one block of scratch memory is needed. The logits are held class-major,
 K x n_rows, so that reductions over classes run along the long, contiguous
-axis: numpy is several times slower reducing rows of length K. Threads come
-from the BLAS inside each block's matrix products: a thread pool over blocks,
-tried too, was slower on 2 cores and was not kept.
+axis: numpy is several times slower reducing rows of length K.
+
+A large evaluation inside a fit runs its blocks in threads, each block's
+matrix products single-threaded (see :mod:`sksoftmax._threads`): numpy's
+exp and element-wise passes run on one core, and with many classes they cost
+more than the products (``benchmarks/evaluation.py``: at 15000 x 40 with 300
+classes, float64, one evaluation took 0.57x the time with the BLAS's threads
+alone, 0.83x at 100000 x 100 with 10 classes, on 2 cores).
 """
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -17,11 +23,14 @@ from scipy import sparse
 
 from .._separation import separates
 from .._symmetric import add_gram, empty_square, mirror_upper
+from .._threads import blas_threads
 from ._base import ParameterLayout
 
 # Bytes of one block of logits, well inside L2 caches: at 100k x 100 x 10,
 # half or twice as much measured 5-15% slower in float32 and float64.
 _BLOCK_BYTES = 1 << 18
+# Row blocks per group that a thread may sum apart (see _sum_over_blocks).
+_BLOCKS_PER_GROUP = 8
 # Bytes of one block of per-sample scores, rows x (n_features + 1) K, when the
 # dense Hessian or the score products are formed.
 _SECOND_ORDER_BLOCK_BYTES = 1 << 26
@@ -138,9 +147,15 @@ class NumPyEngine(ParameterLayout):
         for rows, _ in self._blocks:
             self._target[rows] = self.y[rows] * (rows.stop - rows.start)
             self._target[rows] += np.arange(rows.stop - rows.start, dtype=index_type)
-        n_max = self._blocks[0][0].stop if self._blocks else 0
-        self._logits = np.empty((n_classes, n_max), dtype=self.dtype)
-        self._rowwise = np.empty((n_max, n_classes), dtype=self.dtype)
+        # Groups of blocks that threads may sum apart: one per core, with
+        # enough blocks each that the threads' scratch (two blocks each)
+        # stays within a quarter of the n x K logits' size.
+        self._n_groups = max(
+            1, min(os.cpu_count() or 1, len(self._blocks) // _BLOCKS_PER_GROUP)
+        )
+        # Scratch for one block per thread, made when an evaluation first
+        # runs in that many threads.
+        self._scratch = [self._new_scratch()]
         self._proba = None
 
     def _column_moments(self):
@@ -191,15 +206,23 @@ class NumPyEngine(ParameterLayout):
             logits += b.astype(self.dtype, copy=False)
         return separates(np.asarray(logits), self.y, self.weights)
 
-    def _buffers(self, n_rows):
-        """Scratch for one block: K x n_rows logits, n_rows x K product."""
-        # The last block is shorter; its logits view must stay contiguous.
-        logits = self._logits.reshape(-1)[: self.n_classes * n_rows]
-        return logits.reshape(self.n_classes, n_rows), self._rowwise[:n_rows]
+    def _new_scratch(self):
+        n_max = self._blocks[0][0].stop
+        return (
+            np.empty((self.n_classes, n_max), dtype=self.dtype),
+            np.empty((n_max, self.n_classes), dtype=self.dtype),
+        )
 
-    def _logits_into(self, X, W, b, n_rows):
-        """The scratch K x n_rows block filled with ``(X W + b)^T``."""
-        logits, rowwise = self._buffers(n_rows)
+    def _buffers(self, worker, n_rows):
+        """Scratch of thread ``worker``: K x n_rows logits, n_rows x K product."""
+        logits, rowwise = self._scratch[worker]
+        # The last block is shorter; its logits view must stay contiguous.
+        logits = logits.reshape(-1)[: self.n_classes * n_rows]
+        return logits.reshape(self.n_classes, n_rows), rowwise[:n_rows]
+
+    def _logits_into(self, X, W, b, n_rows, worker):
+        """Thread ``worker``'s K x n_rows scratch filled with ``(X W + b)^T``."""
+        logits, rowwise = self._buffers(worker, n_rows)
         if sparse.issparse(X):
             logits[...] = (X @ W).T
         elif self.dtype == np.float32:
@@ -212,6 +235,41 @@ class NumPyEngine(ParameterLayout):
         if self.fit_intercept:
             logits += b[:, None]
         return logits
+
+    def _sum_over_blocks(self, block_sums):
+        """Value and flat gradient summed from ``block_sums(block, worker)``.
+
+        Each call returns ``(value, X^T G, 1^T G)`` for one row block, using
+        the scratch of thread ``worker``. The blocks are dealt out to a fixed
+        number of groups in turn, each group summed in order and the groups'
+        sums added in order: the result is the same whether the groups run
+        in threads or one after another (concurrent fits, a limited BLAS).
+        """
+        n_groups = self._n_groups
+        workers = blas_threads.block_workers(n_groups)
+        while len(self._scratch) < workers:
+            self._scratch.append(self._new_scratch())
+
+        def group_sum(group, worker):
+            blocks = self._blocks[group::n_groups]
+            return self.assemble(block_sums(block, worker) for block in blocks)
+
+        if workers == 1:
+            sums = (group_sum(group, 0) for group in range(n_groups))
+        else:
+            shares = blas_threads.map(
+                lambda worker: [
+                    group_sum(group, worker)
+                    for group in range(worker, n_groups, workers)
+                ],
+                list(range(workers)),
+            )
+            sums = (shares[g % workers][g // workers] for g in range(n_groups))
+        value, flat = next(sums)
+        for group_value, group_flat in sums:
+            value += group_value
+            flat += group_flat
+        return value, flat
 
     def _cast(self, params):
         W, b = self.unpack(params)
@@ -238,9 +296,9 @@ class NumPyEngine(ParameterLayout):
             self._proba = np.empty((self.n_classes, self.X.shape[0]), self.dtype)
         proba = self._proba if keep_proba else None
 
-        def block_loss_gradient(block):
+        def block_loss_gradient(block, worker):
             rows, X = block
-            logits = self._logits_into(X, W, b, rows.stop - rows.start)
+            logits = self._logits_into(X, W, b, rows.stop - rows.start, worker)
             # log-sum-exp with the maximum subtracted: exp never overflows.
             logits -= logits.max(axis=0)
             flat = logits.reshape(-1)
@@ -263,7 +321,7 @@ class NumPyEngine(ParameterLayout):
             flat[target] -= weights
             return value, X.T @ logits.T, logits.sum(axis=1, dtype=np.float64)
 
-        return self.assemble(map(block_loss_gradient, self._blocks))
+        return self._sum_over_blocks(block_loss_gradient)
 
     def hessian_product(
         self, params: np.ndarray
@@ -293,16 +351,16 @@ class NumPyEngine(ParameterLayout):
         def hessp(direction):
             V, v_b = self._cast(direction)
 
-            def block_product(block):
+            def block_product(block, worker):
                 rows, X = block
-                A = self._logits_into(X, V, v_b, rows.stop - rows.start)
+                A = self._logits_into(X, V, v_b, rows.stop - rows.start, worker)
                 P = proba[:, rows]
                 A -= np.einsum("ki,ki->i", P, A)
                 A *= P
                 A *= self.weights[rows]
                 return 0.0, X.T @ A.T, A.sum(axis=1, dtype=np.float64)
 
-            return self.assemble(map(block_product, self._blocks))[1]
+            return self._sum_over_blocks(block_product)[1]
 
         return value, grad, hessp
 

@@ -1,0 +1,207 @@
+"""Threads over row blocks: same sums as one thread, limits restored, no hangs.
+
+A large evaluation inside a fit sums its row blocks in threads of its own,
+with every BLAS single-threaded until the fit ends. These tests need a BLAS
+that threads over blocks can share (OpenBLAS's own pool) with at least two
+threads; elsewhere they check only that fits still agree and leave the
+limits as they were.
+"""
+
+import multiprocessing
+import os
+import sys
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp, softmax
+from threadpoolctl import threadpool_info
+
+from sksoftmax import SoftmaxClassifier
+from sksoftmax._engines._numpy import NumPyEngine
+from sksoftmax._threads import BlasThreads, blas_threads
+
+# Fits stopped at max_iter: the tests compare them, not their convergence.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+N_CLASSES = 300
+
+
+def _blas_counts():
+    return sorted((lib["filepath"], lib["num_threads"]) for lib in threadpool_info())
+
+
+def _problem(dtype=np.float64, n=4000, d=6):
+    # 300 classes: 256 rows a block, 16 blocks, two groups of blocks.
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(n, d)) * rng.uniform(0.5, 2.0, size=d)).astype(dtype)
+    y = rng.integers(0, N_CLASSES, size=n)
+    y[:N_CLASSES] = np.arange(N_CLASSES)
+    return X, y, rng.uniform(0.5, 2.0, size=n)
+
+
+_CORES = os.cpu_count() or 1
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    """At least two groups of blocks, as on a machine with two cores or more."""
+    monkeypatch.setattr(os, "cpu_count", lambda: max(2, _CORES))
+
+
+def _threads_available():
+    probe = BlasThreads()
+    with probe:
+        return probe.block_workers(2) > 1
+
+
+def _reference(X, y, weights, params):
+    """Value and gradient of the weighted cross-entropy, written plainly."""
+    X = X.astype(np.float64)
+    n, d = X.shape
+    coef = params.reshape(d + 1, N_CLASSES)
+    design = np.hstack([X, np.ones((n, 1))])
+    logits = design @ coef
+    w = weights / weights.sum()
+    value = w @ (logsumexp(logits, axis=1) - logits[np.arange(n), y])
+    residual = softmax(logits, axis=1)
+    residual[np.arange(n), y] -= 1.0
+    return value, (design.T @ (residual * w[:, None])).ravel()
+
+
+def _evaluate(engine, params, direction):
+    value, grad = engine.loss_gradient(params)
+    _, _, hessp = engine.hessian_product(params)
+    return value, grad, hessp(direction)
+
+
+def test_threads_over_blocks_sum_as_one_thread_does(monkeypatch):
+    # Three groups of 8 blocks (as with 4 cores), more than the threads that
+    # a 2-core machine gives them: one thread sums two groups.
+    monkeypatch.setattr(os, "cpu_count", lambda: max(4, _CORES))
+    X, y, weights = _problem(n=24 * 256)
+    engine = NumPyEngine(X, y, N_CLASSES, weights, True)
+    assert engine._n_groups == 3
+    rng = np.random.default_rng(1)
+    params = rng.normal(size=engine.n_params) * 0.3
+    direction = rng.normal(size=engine.n_params)
+    mapped = []
+    original_map = BlasThreads.map
+    monkeypatch.setattr(
+        BlasThreads,
+        "map",
+        lambda self, func, items: (
+            mapped.append(len(items)) or original_map(self, func, items)
+        ),
+    )
+    before = _blas_counts()
+    with blas_threads:  # the only fit running: its groups run in threads
+        threaded = _evaluate(engine, params, direction)
+    solo_threads = list(mapped)
+    # A second fit running meanwhile: the same groups, one after another,
+    # on the same single-threaded BLAS.
+    entered, leave = threading.Event(), threading.Event()
+
+    def other_fit():
+        with blas_threads:
+            entered.set()
+            leave.wait()
+
+    other = threading.Thread(target=other_fit)
+    other.start()
+    entered.wait()
+    try:
+        with blas_threads:
+            serial = _evaluate(engine, params, direction)
+    finally:
+        leave.set()
+        other.join()
+    assert _blas_counts() == before
+    assert len(mapped) == len(solo_threads)  # no threads beside another fit
+    if _threads_available():
+        assert solo_threads and min(solo_threads) >= 2
+    for ours, theirs in zip(threaded, serial, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    value, grad = _reference(X, y, weights, params)
+    np.testing.assert_allclose(threaded[0], value, rtol=1e-12)
+    np.testing.assert_allclose(threaded[1], grad, rtol=1e-9, atol=1e-13)
+    # The Hessian-vector product against central differences of the gradient.
+    step = 1e-5
+    forward = _reference(X, y, weights, params + step * direction)[1]
+    backward = _reference(X, y, weights, params - step * direction)[1]
+    np.testing.assert_allclose(
+        threaded[2], (forward - backward) / (2 * step), rtol=1e-5, atol=1e-9
+    )
+
+
+def _fit(X, y):
+    clf = SoftmaxClassifier(tol=0.0, max_iter=8).fit(X, y)
+    return clf.coef_, clf.intercept_
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_concurrent_fits_equal_a_fit_alone(two_cores, dtype):
+    X, y, _ = _problem(dtype)
+    before = _blas_counts()
+    alone = _fit(X, y)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together = list(pool.map(lambda _: _fit(X, y), range(2)))
+    assert _blas_counts() == before
+    for coef, intercept in together:
+        np.testing.assert_array_equal(coef, alone[0])
+        np.testing.assert_array_equal(intercept, alone[1])
+
+
+def test_a_fit_that_raises_restores_the_limits(two_cores, monkeypatch):
+    X, y, _ = _problem()
+    calls = []
+    original = NumPyEngine.loss_gradient
+
+    def fail_on_the_third(self, params):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, params)
+
+    monkeypatch.setattr(NumPyEngine, "loss_gradient", fail_on_the_third)
+    before = _blas_counts()
+    with pytest.raises(KeyboardInterrupt):
+        SoftmaxClassifier().fit(X, y)
+    assert _blas_counts() == before
+    monkeypatch.setattr(NumPyEngine, "loss_gradient", original)
+    np.testing.assert_array_equal(_fit(X, y)[0], _fit(X, y)[0])
+
+
+def test_threads_keep_the_callers_numpy_error_state():
+    def divide(_):
+        return np.float64(1.0) / np.float64(0.0)
+
+    with np.errstate(divide="raise"):
+        with pytest.raises(FloatingPointError):
+            blas_threads.map(divide, [0, 1, 2])
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert blas_threads.map(divide, [0, 1]) == [np.inf, np.inf]
+
+
+def _fit_in_child(queue):
+    X, y, _ = _problem()
+    queue.put(np.asarray(_fit(X, y)[0]))
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="the fork start method is for Linux here"
+)
+def test_a_forked_child_fits_after_the_parent_used_threads(two_cores):
+    X, y, _ = _problem()
+    parent = _fit(X, y)[0]
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_fit_in_child, args=(queue,))
+    child.start()
+    coef = queue.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(coef, parent)
