@@ -36,12 +36,14 @@ class BlasThreads:
     backend) each ask numpy's BLAS for every core, and the spinning workers
     then made each fit about 20x slower than alone on 2 cores. While more
     than one fit runs, every BLAS pool is single-threaded: the fits
-    themselves are the parallelism. So it is while an evaluation runs its
-    blocks in threads of its own.
+    themselves are the parallelism. So it is from the first evaluation of a
+    fit that runs its blocks in threads of its own to the end of that fit.
+    Other threads of the process that call a BLAS meanwhile get one thread
+    too.
 
-    Thread limits are global to the process: each change of the count of
-    running fits or of threaded evaluations sets the limits that the new
-    counts call for, under one lock, restoring what was there before once
+    Thread limits are global to the process: each fit's start and end, and
+    a fit's first evaluation in threads, set the limits that the fits then
+    running call for, under one lock, restoring what was there before once
     nothing calls for a limit. threadpoolctl (from 3.8) lets only the
     thread that first limited OpenBLAS change it again, so each change first
     releases that claim.
@@ -72,11 +74,12 @@ class BlasThreads:
 
     @functools.cached_property
     def _threads_over_blocks(self):
-        """How many threads numpy's BLAS may use, for a BLAS they can share.
+        """numpy's BLAS libraries, or None where threads over blocks can't share them.
 
         Only OpenBLAS's own (pthreads) pool has one process-wide limit; an
         OpenMP BLAS limits each thread apart, so threads over blocks would
-        each start a full pool of their own: those keep to one thread.
+        each start a full pool of their own: with those (and MKL, Accelerate)
+        an evaluation keeps to one thread and the BLAS keeps its threads.
         """
         scipy_own = {lib.filepath for lib in self._scipy_pools.lib_controllers}
         numpy_blas = [
