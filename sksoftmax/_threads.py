@@ -30,7 +30,8 @@ class BlasThreads:
     evaluation (numpy) and the L-BFGS-B step (scipy): on 2 cores that made a
     digits fit 10x slower, in scikit-learn's LogisticRegression too. So while
     any fit runs, scipy's pool is single-threaded; numpy's BLAS, which does
-    the heavy X @ W, keeps its threads.
+    the heavy X @ W, keeps its threads. Where both share one library nothing
+    is selected.
 
     Fits running concurrently in threads (a thread pool, joblib's threading
     backend) each ask numpy's BLAS for every core, and the spinning workers

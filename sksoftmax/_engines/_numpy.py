@@ -255,16 +255,14 @@ class NumPyEngine(ParameterLayout):
             blocks = self._blocks[group::n_groups]
             return self.assemble(block_sums(block, worker) for block in blocks)
 
+        def share(worker):
+            groups = range(worker, n_groups, workers)
+            return [group_sum(group, worker) for group in groups]
+
         if workers == 1:
             sums = (group_sum(group, 0) for group in range(n_groups))
         else:
-            shares = blas_threads.map(
-                lambda worker: [
-                    group_sum(group, worker)
-                    for group in range(worker, n_groups, workers)
-                ],
-                list(range(workers)),
-            )
+            shares = blas_threads.map(share, list(range(workers)))
             sums = (shares[g % workers][g // workers] for g in range(n_groups))
         value, flat = next(sums)
         for group_value, group_flat in sums:
