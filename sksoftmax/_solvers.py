@@ -240,11 +240,18 @@ class _GapEstimate:
     gradient changes (the two-loop recursion), in the preconditioned
     coordinates, where the curvature is about even and the model good. The
     estimate costs a few vector products per iteration, no pass over ``X``.
+
+    The pairs are kept in float32, five of them: with many features they
+    are as large as L-BFGS-B's own memory, and on every benchmark problem,
+    at tol from 1e-4 to 1e-2, ten float64 pairs stopped every fit at the
+    same iteration as five float32 ones.
     """
 
-    def __init__(self, memory=10):
+    def __init__(self, memory=5):
         self._pairs = collections.deque(maxlen=memory)
         self._last = None
+        # The initial inverse Hessian's scale, s^T y / y^T y of the last pair.
+        self._scale = None
 
     def update(self, x, grad):
         """Record the iterate ``x`` and its gradient; the gap estimated there."""
@@ -253,7 +260,12 @@ class _GapEstimate:
             curvature = step @ change
             # A convex objective has positive curvature along every step;
             # a non-positive one is rounding, which would spoil the model.
-            if curvature > 0.0:
+            # So is one beyond float32's range, where the pair cannot be kept.
+            with np.errstate(over="ignore"):
+                step, change = step.astype(np.float32), change.astype(np.float32)
+            finite = np.isfinite(step).all() and np.isfinite(change).all()
+            if 0.0 < curvature < np.inf and finite:
+                self._scale = curvature / float(change @ change.astype(np.float64))
                 self._pairs.append((step, change, 1.0 / curvature))
         self._last = (x.copy(), grad.copy())
         if not self._pairs:
@@ -263,8 +275,7 @@ class _GapEstimate:
         for step, change, rho in reversed(self._pairs):
             alphas.append(rho * (step @ q))
             q -= alphas[-1] * change
-        step, change, _ = self._pairs[-1]
-        r = q * ((step @ change) / (change @ change))
+        r = q * self._scale
         for (step, change, rho), alpha in zip(
             self._pairs, reversed(alphas), strict=True
         ):

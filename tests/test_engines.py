@@ -123,3 +123,24 @@ def test_engine_matches_the_plain_reference(
     np.add.at(expected, tags, 2.0 * weights[:, None] * X)
     np.testing.assert_allclose(summed, expected, **close)
     assert count == np.bincount(y, minlength=N_CLASSES)[1]
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_sparse_row_blocks_view_the_data_and_sum_like_dense(index_dtype):
+    # Many row blocks: a copy of each would hold a second X through the fit.
+    rng = np.random.default_rng(0)
+    X = sparse.random(30_000, 50, density=0.05, format="csr", random_state=0)
+    X.indices, X.indptr = X.indices.astype(index_dtype), X.indptr.astype(index_dtype)
+    y = rng.integers(0, N_CLASSES, size=X.shape[0])
+    weights = np.ones(X.shape[0])
+    engine = make_engine(X, y, N_CLASSES, weights, True)
+    assert len(engine._blocks) > 1
+    for _, block in engine._blocks:
+        assert np.shares_memory(block.data, X.data)
+        assert np.shares_memory(block.indices, X.indices)
+    dense = make_engine(X.toarray(), y, N_CLASSES, weights, True)
+    params = rng.normal(size=engine.n_params)
+    value, grad = engine.loss_gradient(params)
+    dense_value, dense_grad = dense.loss_gradient(params)
+    assert value == pytest.approx(dense_value, rel=1e-12)
+    np.testing.assert_allclose(grad, dense_grad, rtol=1e-10, atol=1e-14)

@@ -49,11 +49,12 @@ def _row_slices(X, n_rows):
         if sparse.issparse(X):
             indptr = X.indptr[start : stop + 1]
             lo, hi = indptr[0], indptr[-1]
-            part = sparse.csr_matrix(
-                (X.data[lo:hi], X.indices[lo:hi], indptr - lo),
-                shape=(stop - start, X.shape[1]),
-                copy=False,
-            )
+            # Set after construction: the constructor copies arrays that
+            # view less than half of theirs, which would hold a second copy
+            # of X for the whole fit.
+            part = sparse.csr_matrix((stop - start, X.shape[1]), dtype=X.dtype)
+            part.data, part.indices = X.data[lo:hi], X.indices[lo:hi]
+            part.indptr = (indptr - lo).astype(X.indices.dtype, copy=False)
         else:
             part = X[start:stop]
         blocks.append((slice(start, stop), part))
