@@ -106,6 +106,10 @@ class LossEngine(Protocol):
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` ranks every positively weighted sample's class first."""
 
+    # Optional: ``curvature_sample(n_rows, fewest, mean, scale)``, an engine on a
+    # standardized sample of rows for approximate Hessian products, or None
+    # (see NumPyEngine). Solvers use exact products on an engine without it.
+
     def row_sums(self, func: Callable, *args, rows=None) -> tuple:
         """Sums over blocks of rows of ``func(X, codes, weights[, rows], *args)``.
 

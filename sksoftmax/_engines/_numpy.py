@@ -32,6 +32,8 @@ from ._base import ParameterLayout
 _BLOCK_BYTES = 1 << 18
 # Row blocks per group that a thread may sum apart (see _sum_over_blocks).
 _BLOCKS_PER_GROUP = 8
+# A curvature sample is used only on data with this many times its rows.
+_SAMPLE_SHARE = 4
 # Bytes of one block of per-sample scores, rows x (n_features + 1) K, when the
 # dense Hessian or the score products are formed.
 _SECOND_ORDER_BLOCK_BYTES = 1 << 26
@@ -200,6 +202,77 @@ class NumPyEngine(ParameterLayout):
             var -= mean**2
         std = np.sqrt(np.maximum(var, 0.0))
         return mean * scale, std * scale
+
+    def curvature_sample(self, n_rows, fewest, mean, scale):
+        """An engine on a sample of rows, for approximate Hessian products.
+
+        Each row with positive weight is kept with a probability set by its
+        class: the same for every class, but high enough that a class keeps
+        about ``2 (n_features + 1)`` rows (or all it has); the draws use a fixed
+        seed. The kept weights are scaled so that every class keeps its
+        total weight. The rows are the standardized ``(x - mean) / scale``
+        in float32: values of order one, whatever the scale of ``X``, in
+        half the memory of float64. Every pass runs over blocks of rows, so
+        that nothing of the size of ``n_samples`` is made.
+
+        Parameters
+        ----------
+        n_rows : int
+            Rows wanted; fewer when the sample would take more than half
+            the memory of the n x K logits.
+        fewest : int
+            Rows below which no sample is made.
+        mean, scale : ndarray of shape (n_features,)
+            The standardization.
+
+        Returns
+        -------
+        NumPyEngine or None
+            None when the memory allows fewer than ``fewest`` rows, or when
+            the data have fewer than ``_SAMPLE_SHARE`` times as many rows with
+            positive weight as the sample: products on all rows then cost
+            little more.
+        """
+        d, K = self.n_features, self.n_classes
+        # Each sampled row costs its float32 features and logits.
+        budget = self.X.shape[0] * K * self.dtype.itemsize // (2 * 4 * (d + K))
+        n_rows = min(n_rows, budget)
+        blocks = [rows for rows, _ in self._blocks]
+        counts, totals = np.zeros(K), np.zeros(K)
+        for rows in blocks:
+            y, weights = self.y[rows], self.weights[rows]
+            positive = weights > 0
+            counts += np.bincount(y[positive], minlength=K)
+            totals += np.bincount(y, weights=weights, minlength=K)
+        if n_rows < fewest or counts.sum() < _SAMPLE_SHARE * n_rows:
+            return None
+        with np.errstate(divide="ignore"):
+            # A class's block of the Hessian is a square of side d + 1.
+            least = 2 * (d + 1) / counts
+            keep = np.minimum(1.0, np.maximum(n_rows / counts.sum(), least))
+        rng = np.random.default_rng(0)
+        chosen = []
+        for rows in blocks:
+            y, weights = self.y[rows], self.weights[rows]
+            draw = rng.random(y.size) < keep[y]
+            chosen.append(rows.start + np.flatnonzero(draw & (weights > 0)))
+        rows = np.concatenate(chosen)
+        y = self.y[rows]
+        weights = self.weights[rows].astype(np.float64)
+        kept = np.bincount(y, weights=weights, minlength=K)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weights *= (totals / kept)[y]
+        sample = np.empty((rows.size, d), dtype=np.float32)
+        # Divided before centring: x - mean could overflow near the float
+        # maximum. In small blocks, so that no float64 copy of the sample
+        # is ever whole.
+        shift = mean / scale
+        step = max(1, _MOMENTS_BLOCK_BYTES // (8 * max(d, 1)))
+        for start in range(0, rows.size, step):
+            block = self.X[rows[start : start + step]]
+            block = block.toarray() if sparse.issparse(block) else block
+            sample[start : start + step] = block / scale - shift
+        return NumPyEngine(sample, y, K, weights, self.fit_intercept)
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` puts every weighted sample strictly in its own class."""
