@@ -360,14 +360,16 @@ def _two_loop(pairs, vector, initial):
 # 1.7e-4 with 300 classes, where the estimate was 20 times too low; 0.03
 # leaves at most 5e-5 on every benchmark problem at the default tol.
 _GAP_PER_TOL = 0.03
-# Rows of a curvature sample per parameter: 5 took 11 Newton steps to a
-# relative gap of 1e-6 at 100000 x 100 with 10 classes, 10 took 7, 20 took 7
-# with fewer products each, but each product costs twice as much.
+# Rows of a curvature sample per parameter. On float64 samples, before the
+# secant correction below: 5 took 11 Newton steps to a relative gap of 1e-6 at
+# 100000 x 100 with 10 classes, 10 took 7, 20 took 7 with fewer products each,
+# but each product costs twice as much.
 _SAMPLE_PER_PARAM = 10
 # Rows per parameter below which a sample is not worth making.
 _FEWEST_PER_PARAM = 4
 # Relative residual of the Newton system on sampled curvature: 0.01 took as
-# many steps as 0.1 there, with 52 products instead of 32.
+# many steps as 0.1 there (same conditions), with 52 products instead of 32;
+# 0.3 took 9 steps instead of 7.
 _FORCING = 0.1
 # Steps whose gradient changes correct the sampled curvature. At 100000 x 100
 # with 10 classes, tol=1e-8 took 34 Newton steps without them, 15 with 3 or
@@ -715,12 +717,17 @@ def newton_cg(
     the products run on a stratified sample of ``_SAMPLE_PER_PARAM`` rows
     per parameter, while values and gradients use every row, so the
     optimum is the same; the steps then take a line search
-    (:func:`_sampled_newton`). Otherwise the products are exact, two passes
-    over X each, in scipy's ``trust-ncg``: its line-search ``Newton-CG``
-    was up to 2x faster on digits but declared success with gradients far
-    above a tight tol on breast cancer, and ``trust-krylov`` stopped early
-    there too. Parameters and return value as for :func:`lbfgs`; the penalty
-    must be smooth.
+    (:func:`_sampled_newton`). scipy's ``trust-ncg`` on the sampled
+    products took 12 steps to tol=1e-5 on the dense benchmark problem (the
+    line search: 10 before the secant correction, 9 with it), its trust
+    radius holding back the first steps and its conjugate gradients solving
+    far more finely than a sample deserves.
+
+    Otherwise the products are exact, two passes over X each, in scipy's
+    ``trust-ncg``: its line-search ``Newton-CG`` was up to 2x faster on
+    digits but declared success with gradients far above a tight tol on
+    breast cancer, and ``trust-krylov`` stopped early there too. Parameters
+    and return value as for :func:`lbfgs`; the penalty must be smooth.
     """
     sampled = _SampledCurvature.of(engine, penalty)
     if sampled is not None:
