@@ -125,14 +125,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         and reach the same optimum. ``"lbfgs"`` is scipy's L-BFGS-B on one
         fused loss-and-gradient evaluation per step, robust everywhere.
         ``"newton-cg"`` takes truncated Newton steps, fewer and costlier
-        iterations. With at least ``40 (n_features + 1) n_classes`` rows, its
-        Hessian-vector products run on a stratified sample of ten rows per
-        parameter (values and gradients on every row, so the optimum is the
-        same): the fastest on dense float64 data with many rows per
-        parameter (0.7x lbfgs's time at equal accuracy in our benchmarks).
-        On fewer rows its products are exact, with an extra
-        ``n_samples x n_classes`` array of memory; it can then win on
-        ill-conditioned, nearly separable problems.
+        iterations. On NumPy or scipy.sparse data with at least 40 rows per
+        parameter (``(n_features + 1) * n_classes`` parameters), and memory
+        for a sample of 4 rows per parameter within half that of the
+        ``n_samples x n_classes`` logits, its Hessian-vector products run on
+        a stratified float32 sample of up to ten rows per parameter; values
+        and gradients use every row, so the optimum is the same. It is then
+        the fastest on dense data (see the user guide). Otherwise its
+        products are exact, with an extra ``n_samples x n_classes`` array
+        of memory; it can then win on ill-conditioned, nearly separable
+        problems.
     tol : float, default=1e-4
         Stop once the largest absolute entry of the objective's gradient (with
         ``l1_ratio > 0``, of its minimum-norm subgradient) is at most ``tol``,
