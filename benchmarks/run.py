@@ -230,7 +230,7 @@ def equal_accuracy_contenders(X, n_classes):
 
 
 def to_accuracy(fit, X, y, f_star, repeats, budget):
-    """Median seconds, tol and iterations of the first tol (by half decades) reaching GAP."""
+    """Median seconds, tol and iterations of the first half-decade tol reaching GAP."""
     for tol in HALF_DECADES:
         seconds, coef, intercept, n_iter = fit(X, y, tol)
         gap = (objective(X, y, coef, intercept, 1.0) - f_star) / abs(f_star)
