@@ -239,12 +239,11 @@ class _SampledCurvature(_Preconditioned):
             self._curvature_at = params_std.copy()
         self.n_products += 1
         product = self._hessp(direction_std)
-        penalty_part = np.zeros_like(product)
+        # The penalty on W = W' / sigma has the Hessian lambda_2 / sigma^2 in W'.
         self.penalty.add_smooth_hessp(
-            self.engine.unpack(self.to_original(direction_std))[0],
-            self.engine.unpack(penalty_part)[0],
+            self.engine.unpack(direction_std)[0] / self.std[:, None] ** 2,
+            self.engine.unpack(product)[0],
         )
-        product += self._transpose_map(penalty_part)
         # float32 rounding would give the products a small common shift.
         _drop_common_shift(product, self.engine, self.penalty)
         return product
