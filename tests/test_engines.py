@@ -6,10 +6,14 @@ column moments, with and without an intercept and sample weights (one of
 them zero), through the dispatcher that the estimator uses.
 """
 
+import decimal
+import fractions
+
 import numpy as np
 import pytest
 from scipy import sparse
 
+from sksoftmax._engines import _numpy as numpy_engine
 from sksoftmax._engines import make_engine
 
 from _reference import data_term
@@ -144,3 +148,67 @@ def test_sparse_row_blocks_view_the_data_and_sum_like_dense(index_dtype):
     dense_value, dense_grad = dense.loss_gradient(params)
     assert value == pytest.approx(dense_value, rel=1e-12)
     np.testing.assert_allclose(grad, dense_grad, rtol=1e-10, atol=1e-14)
+
+
+def _exact_moments(X, weights):
+    """Weighted mean and standard deviation of each column, in exact arithmetic."""
+    w = [fractions.Fraction(float(v)) for v in weights]
+    total = sum(w)
+    means, stds = [], []
+    for column in X.T:
+        x = [fractions.Fraction(float(v)) for v in column]
+        mean = sum(a * b for a, b in zip(w, x, strict=True)) / total
+        spread = sum(a * (b - mean) ** 2 for a, b in zip(w, x, strict=True)) / total
+        with decimal.localcontext(prec=40):
+            variance = decimal.Decimal(spread.numerator) / spread.denominator
+            stds.append(float(variance.sqrt()))
+        means.append(float(mean))
+    return np.array(means), np.array(stds)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_moments_hold_for_any_column_across_many_blocks(monkeypatch, dtype):
+    # One pass merges the blocks' centred sums; columns whose squares leave
+    # the float range (or that are constant) are redone on scaled values.
+    # Small blocks, the first with zero weight, so that merging matters.
+    monkeypatch.setattr(numpy_engine, "_MOMENTS_BLOCK_BYTES", 8 * 13 * 7)
+    rng = np.random.default_rng(1)
+    n = 120
+    noise = rng.standard_normal(n)
+    # The extremes of each dtype: squares of the float64 ones overflow or
+    # underflow even in float64.
+    if dtype == np.float64:
+        big, small, top = 1e300, 1e-300, 5e307
+    else:
+        big, small, top = 1e30, 1e-30, 3e38
+    X = np.column_stack(
+        [
+            np.ones(n),
+            np.zeros(n),
+            1e12 + noise,
+            1e6 + 1e-3 * noise,
+            big * noise,
+            small * noise,
+            np.sqrt(big) * noise,
+            np.sqrt(small) * noise,
+            np.full(n, top),
+            np.full(n, -small),
+            np.r_[np.zeros(n - 1), 1.0],
+            np.r_[np.zeros(n - 1), small],
+        ]
+    ).astype(dtype)
+    weights = rng.uniform(0.0, 2.0, size=n)
+    weights[:10] = 0.0
+    y = np.arange(n) % N_CLASSES
+    before = X.copy()
+    engine = make_engine(X, y, N_CLASSES, weights, True)
+    mean, std = engine.column_moments()
+    expected_mean, expected_std = _exact_moments(
+        X.astype(np.float64), engine.weights.astype(np.float64)
+    )
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-14, atol=0)
+    constant = expected_std == 0.0
+    assert constant[[0, 1, 8, 9]].all() and not constant[4:8].any()
+    np.testing.assert_allclose(std[~constant], expected_std[~constant], rtol=1e-13)
+    assert np.all(std[constant] <= 1e-15 * abs(mean[constant]))
+    np.testing.assert_array_equal(X, before)

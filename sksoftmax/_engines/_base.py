@@ -98,9 +98,9 @@ class LossEngine(Protocol):
     def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and standard deviation of each column of ``X``, float64.
 
-        Computed on columns divided by their largest magnitude, so that no
-        square overflows or underflows: the preconditioner needs them for
-        any finite feature values, 1e-300 and 1e300 included.
+        To float64 precision for any finite feature values, 1e-300 and 1e300
+        included, where squares overflow or underflow: the preconditioner
+        needs them for any data.
         """
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
