@@ -229,6 +229,10 @@ def encode_labels(y):
         classes = np.unique(y)
         codes = np.searchsorted(classes, y)
     check_two_classes(classes)
+    # The codes live through the fit: as int32, a tenth of a float32 fit's
+    # n x K budget rather than a fifth.
+    if classes.shape[0] <= np.iinfo(np.int32).max:
+        codes = codes.astype(np.int32)
     return classes, codes
 
 

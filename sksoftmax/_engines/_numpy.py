@@ -134,7 +134,11 @@ class NumPyEngine(ParameterLayout):
         if sparse.issparse(X):
             X = X.tocsr()
         self.X = X
-        self.y = np.asarray(y, dtype=np.intp)
+        # Kept in its integer dtype: int32 codes cost a float32 fit a tenth of
+        # its n x K budget, intp ones a fifth.
+        self.y = np.asarray(y)
+        if self.y.dtype.kind not in "iu":
+            self.y = self.y.astype(np.intp)
         self.n_classes = n_classes
         self.fit_intercept = fit_intercept
         self.dtype = X.dtype
@@ -148,13 +152,12 @@ class NumPyEngine(ParameterLayout):
         # Many classes: at least 256 rows, or per-block overhead dominates.
         n_rows = max(256, _BLOCK_BYTES // (self.dtype.itemsize * n_classes))
         self._blocks = _row_slices(X, n_rows)
-        # Position of each row's true-class logit in its flattened K x n_rows
-        # block, so gather and scatter are one-dimensional takes.
+        # A row's true-class logit sits at y * n_rows + (its offset in the
+        # block) of the flattened K x n_rows block, so gather and scatter are
+        # one-dimensional takes. Made per block: for all rows at once they
+        # would cost a float32 fit a tenth of its n x K budget.
         index_type = np.int32 if n_rows * n_classes < 2**31 else np.intp
-        self._target = np.empty(n_samples, dtype=index_type)
-        for rows, _ in self._blocks:
-            self._target[rows] = self.y[rows] * (rows.stop - rows.start)
-            self._target[rows] += np.arange(rows.stop - rows.start, dtype=index_type)
+        self._offsets = np.arange(self._blocks[0][0].stop, dtype=index_type)
         # Groups of blocks that threads may sum apart: one per core, with
         # enough blocks each that the threads' scratch (two blocks each)
         # stays within a quarter of the n x K logits' size.
@@ -347,6 +350,13 @@ class NumPyEngine(ParameterLayout):
             logits += b.astype(self.dtype, copy=False)
         return separates(np.asarray(logits), self.y, self.weights)
 
+    def _target(self, rows):
+        """Positions of the rows' true-class logits in their flattened block."""
+        target = self.y[rows].astype(self._offsets.dtype)
+        target *= rows.stop - rows.start
+        target += self._offsets[: rows.stop - rows.start]
+        return target
+
     def _new_scratch(self):
         n_max = self._blocks[0][0].stop
         return (
@@ -441,7 +451,7 @@ class NumPyEngine(ParameterLayout):
             # log-sum-exp with the maximum subtracted: exp never overflows.
             logits -= logits.max(axis=0)
             flat = logits.reshape(-1)
-            target = self._target[rows]
+            target = self._target(rows)
             true_logit = flat.take(target)
             np.exp(logits, out=logits)
             total = logits.sum(axis=0)

@@ -1,0 +1,50 @@
+"""Peak extra memory of a fit, in units of the n x K logits (n K itemsize).
+
+scikit-learn's LogisticRegression needs about 2.1 such units. Ours must stay
+within 1.1: besides its blocks of scratch, a fit may hold a few arrays of
+one entry per row (weights, class codes) and the curvature sample, never a
+second copy of X or of the logits.
+"""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from sksoftmax import SoftmaxClassifier
+
+# A few iterations allocate all that a fit ever holds.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+N, D, K = 100_000, 100, 10
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N, D))
+    logits = X @ rng.normal(scale=0.3, size=(D, K))
+    y = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+    return X, y
+
+
+def _peak_units(model, X, y):
+    tracemalloc.start()
+    try:
+        model.fit(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak / (X.shape[0] * K * X.itemsize)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_default_fit_stays_within_its_logits_budget(data, dtype):
+    X, y = data
+    X = X.astype(dtype)
+    assert _peak_units(SoftmaxClassifier(max_iter=5), X, y) <= 1.1
+
+
+def test_newton_cg_with_its_curvature_sample_stays_within_budget_in_float64(data):
+    X, y = data
+    assert _peak_units(SoftmaxClassifier(solver="newton-cg", max_iter=3), X, y) <= 1.1
