@@ -229,11 +229,10 @@ def encode_labels(y):
         classes = np.unique(y)
         codes = np.searchsorted(classes, y)
     check_two_classes(classes)
-    # The codes live through the fit: as int32, a tenth of a float32 fit's
-    # n x K budget rather than a fifth.
-    if classes.shape[0] <= np.iinfo(np.int32).max:
-        codes = codes.astype(np.int32)
-    return classes, codes
+    # The codes live through the fit, so in the smallest signed integer type:
+    # as intp they would cost a float32 fit with 10 classes a fifth of its
+    # n x K budget, as int8 a fortieth.
+    return classes, codes.astype(np.min_scalar_type(-classes.shape[0]))
 
 
 def check_two_classes(classes):

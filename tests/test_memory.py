@@ -45,6 +45,9 @@ def test_a_default_fit_stays_within_its_logits_budget(data, dtype):
     assert _peak_units(SoftmaxClassifier(max_iter=5), X, y) <= 1.1
 
 
-def test_newton_cg_with_its_curvature_sample_stays_within_budget_in_float64(data):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_newton_cg_with_its_curvature_sample_stays_within_the_budget(data, dtype):
     X, y = data
-    assert _peak_units(SoftmaxClassifier(solver="newton-cg", max_iter=3), X, y) <= 1.1
+    X = X.astype(dtype)
+    model = SoftmaxClassifier(solver="newton-cg", max_iter=3)
+    assert _peak_units(model, X, y) <= 1.1

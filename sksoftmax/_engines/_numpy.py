@@ -166,7 +166,7 @@ class NumPyEngine(ParameterLayout):
         )
         # Scratch for one block per thread, made when an evaluation first
         # runs in that many threads.
-        self._scratch = [self._new_scratch()]
+        self._scratch = []
         self._proba = None
 
     def _column_moments(self):
@@ -341,7 +341,9 @@ class NumPyEngine(ParameterLayout):
             block = self.X[rows[start : start + step]]
             block = block.toarray() if sparse.issparse(block) else block
             sample[start : start + step] = block / scale - shift
-        return NumPyEngine(sample, y, K, weights, self.fit_intercept)
+        engine = NumPyEngine(sample, y, K, weights, self.fit_intercept)
+        self._lend_scratch(engine)
+        return engine
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:
         """Whether ``(W, b)`` puts every weighted sample strictly in its own class."""
@@ -358,18 +360,34 @@ class NumPyEngine(ParameterLayout):
         return target
 
     def _new_scratch(self):
-        n_max = self._blocks[0][0].stop
-        return (
-            np.empty((self.n_classes, n_max), dtype=self.dtype),
-            np.empty((n_max, self.n_classes), dtype=self.dtype),
-        )
+        """Flat buffers for one block's K x n_rows logits and n_rows x K product."""
+        size = self._blocks[0][0].stop * self.n_classes
+        return np.empty(size, dtype=self.dtype), np.empty(size, dtype=self.dtype)
 
     def _buffers(self, worker, n_rows):
         """Scratch of thread ``worker``: K x n_rows logits, n_rows x K product."""
         logits, rowwise = self._scratch[worker]
-        # The last block is shorter; its logits view must stay contiguous.
-        logits = logits.reshape(-1)[: self.n_classes * n_rows]
-        return logits.reshape(self.n_classes, n_rows), rowwise[:n_rows]
+        # Flat, so that a shorter last block's views stay contiguous.
+        size = self.n_classes * n_rows
+        return (
+            logits[:size].reshape(self.n_classes, n_rows),
+            rowwise[:size].reshape(n_rows, self.n_classes),
+        )
+
+    def _lend_scratch(self, engine):
+        """Let ``engine`` use this engine's idle scratch as its own.
+
+        For the curvature sample, whose products never run during this
+        engine's evaluations; its own scratch would add a tenth of a float32
+        fit's n x K budget. Only where this engine's buffers are large enough.
+        """
+        if not self._scratch:
+            self._scratch.append(self._new_scratch())
+        needed = engine._blocks[0][0].stop * engine.n_classes * engine.dtype.itemsize
+        if self._scratch[0][0].nbytes >= needed:
+            engine._scratch = [
+                tuple(buffer.view(engine.dtype) for buffer in self._scratch[0])
+            ]
 
     def _logits_into(self, X, W, b, n_rows, worker):
         """Thread ``worker``'s K x n_rows scratch filled with ``(X W + b)^T``."""
