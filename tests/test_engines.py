@@ -168,10 +168,19 @@ def _exact_moments(X, weights):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_column_moments_hold_for_any_column_across_many_blocks(monkeypatch, dtype):
-    # One pass merges the blocks' centred sums; columns whose squares leave
-    # the float range (or that are constant) are redone on scaled values.
-    # Small blocks, the first with zero weight, so that merging matters.
-    monkeypatch.setattr(numpy_engine, "_MOMENTS_BLOCK_BYTES", 8 * 13 * 7)
+    # One pass merges the blocks' centred sums; only columns whose squares
+    # leave the float range (or that are constant) are redone on scaled
+    # values. Small blocks, the first with zero weight and far-off values,
+    # so that merging and the choice of origin matter.
+    monkeypatch.setattr(numpy_engine, "_MOMENTS_BLOCK_BYTES", 8 * 14 * 7)
+    redone = []
+    scaled_moments = numpy_engine.NumPyEngine._scaled_moments
+
+    def recording(engine, columns):
+        redone.extend(columns.tolist())
+        return scaled_moments(engine, columns)
+
+    monkeypatch.setattr(numpy_engine.NumPyEngine, "_scaled_moments", recording)
     rng = np.random.default_rng(1)
     n = 120
     noise = rng.standard_normal(n)
@@ -179,14 +188,16 @@ def test_column_moments_hold_for_any_column_across_many_blocks(monkeypatch, dtyp
     # underflow even in float64.
     if dtype == np.float64:
         big, small, top = 1e300, 1e-300, 5e307
+        out_of_range = [4, 5, 7, 11]
     else:
         big, small, top = 1e30, 1e-30, 3e38
+        out_of_range = []
     X = np.column_stack(
         [
             np.ones(n),
             np.zeros(n),
-            1e12 + noise,
-            1e6 + 1e-3 * noise,
+            1e5 + noise,
+            1e3 + 1e-3 * noise,
             big * noise,
             small * noise,
             np.sqrt(big) * noise,
@@ -195,6 +206,8 @@ def test_column_moments_hold_for_any_column_across_many_blocks(monkeypatch, dtyp
             np.full(n, -small),
             np.r_[np.zeros(n - 1), 1.0],
             np.r_[np.zeros(n - 1), small],
+            np.full(n, 3e-25),
+            np.r_[np.full(10, 1e12), noise[10:]],
         ]
     ).astype(dtype)
     weights = rng.uniform(0.0, 2.0, size=n)
@@ -206,9 +219,10 @@ def test_column_moments_hold_for_any_column_across_many_blocks(monkeypatch, dtyp
     expected_mean, expected_std = _exact_moments(
         X.astype(np.float64), engine.weights.astype(np.float64)
     )
+    assert sorted(redone) == sorted([0, 1, 8, 9, 12, *out_of_range])
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-14, atol=0)
     constant = expected_std == 0.0
-    assert constant[[0, 1, 8, 9]].all() and not constant[4:8].any()
+    assert constant.tolist() == [i in (0, 1, 8, 9, 12) for i in range(14)]
     np.testing.assert_allclose(std[~constant], expected_std[~constant], rtol=1e-13)
-    assert np.all(std[constant] <= 1e-15 * abs(mean[constant]))
+    np.testing.assert_array_equal(std[constant], 0.0)
     np.testing.assert_array_equal(X, before)

@@ -123,7 +123,7 @@ def subset_data(X, codes, weights, classes, rows, *, fit_intercept):
     if np.count_nonzero(present) < 2:
         return None, present
     keep = present[codes]
-    subset_codes = (np.cumsum(present) - 1)[codes[keep]]
+    subset_codes = (np.cumsum(present) - 1).astype(codes.dtype)[codes[keep]]
     engine = make_engine(
         _safe_indexing(X, rows[keep]),
         subset_codes,

@@ -98,9 +98,9 @@ class LossEngine(Protocol):
     def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and standard deviation of each column of ``X``, float64.
 
-        To float64 precision for any finite feature values, 1e-300 and 1e300
-        included, where squares overflow or underflow: the preconditioner
-        needs them for any data.
+        To float64 rounding of each column's spread for any finite feature
+        values, 1e-300 and 1e300 included, where squares overflow or
+        underflow: the preconditioner needs them for any data.
         """
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:

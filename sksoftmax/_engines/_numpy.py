@@ -134,8 +134,8 @@ class NumPyEngine(ParameterLayout):
         if sparse.issparse(X):
             X = X.tocsr()
         self.X = X
-        # Kept in its integer dtype: int32 codes cost a float32 fit a tenth of
-        # its n x K budget, intp ones a fifth.
+        # Kept in its integer dtype, the smallest that holds the codes (see
+        # encode_labels): as intp they would cost a fifth of the n x K budget.
         self.y = np.asarray(y)
         if self.y.dtype.kind not in "iu":
             self.y = self.y.astype(np.intp)
@@ -175,8 +175,8 @@ class NumPyEngine(ParameterLayout):
         mean, std = self._centred_moments()
         # Squares of deviations beyond 1e154 overflow and those below 1e-154
         # underflow; a spread of _LEAST_SPREAD or more makes the latter
-        # negligible. Other columns, constant ones among them, are redone on
-        # values divided by their largest magnitude.
+        # negligible. Other columns (exactly constant ones among them) are
+        # redone on values divided by their largest magnitude.
         spread_ok = np.isfinite(std) & (std >= _LEAST_SPREAD)
         redo = np.flatnonzero(~(np.isfinite(mean) & spread_ok))
         if redo.size:
@@ -190,20 +190,20 @@ class NumPyEngine(ParameterLayout):
         pairwise update of Chan, Golub and LeVeque), so a column far from
         zero keeps its spread without a second pass over X, which costs a
         third of an evaluation. The values are first shifted by the first
-        block's mean: a difference of nearby floats is exact, so the block
-        means, and the shifts between them, carry no rounding of the offset.
+        weighted block's mean: the block means are then of the order of the
+        spread, and so is their rounding, however large the offset.
         """
         d = self.n_features
         n_rows = max(1, _MOMENTS_BLOCK_BYTES // (8 * max(d, 1)))
-        blocks = _row_slices(self.X, n_rows)
-        total, mean, squares = 0.0, np.zeros(d), np.zeros(d)
+        total, mean, squares, origin = 0.0, np.zeros(d), np.zeros(d), None
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            origin = blocks[0][1].mean(axis=0, dtype=np.float64)
-            for rows, block in blocks:
+            for rows, block in _row_slices(self.X, n_rows):
                 weights = self.weights[rows].astype(np.float64)
                 block_total = weights.sum()
                 if block_total <= 0.0:
                     continue
+                if origin is None:
+                    origin = (weights @ block.astype(np.float64)) / block_total
                 centred = np.subtract(block, origin, dtype=np.float64)
                 block_mean = (weights @ centred) / block_total
                 centred -= block_mean
@@ -246,15 +246,19 @@ class NumPyEngine(ParameterLayout):
         scale = np.where((magnitude > 1e-150) & (magnitude < 1e150), 1.0, magnitude)
         scale[magnitude == 0.0] = 1.0
         rescale = bool(np.any(scale != 1.0))
-        # Divided by the weights' float64 sum: in float32 they add up to one
-        # only within its rounding.
+        # Dense values are shifted by the first row, so that a constant
+        # column's spread is exactly zero; and divided by the weights'
+        # float64 sum: in float32 they add up to one only within its rounding.
         total, mean = 0.0, np.zeros(magnitude.size)
+        origin = 0.0 if sparse.issparse(X) else X[0, columns] / scale
         for rows, block in blocks():
             weights = self.weights[rows].astype(np.float64)
             scaled = _scaled_float64(block, scale, rescale)
+            if not sparse.issparse(scaled):
+                scaled = scaled - origin
             mean += np.asarray(scaled.T @ weights).ravel()
             total += weights.sum()
-        mean /= total
+        mean = origin + mean / total
         # Centred in a second pass for dense X, so that a column far from zero
         # (or constant) keeps its spread; sparse X cannot be centred in place.
         var = np.zeros(magnitude.size)
