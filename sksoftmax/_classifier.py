@@ -130,8 +130,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         for a sample of 4 rows per parameter within half that of the
         ``n_samples x n_classes`` logits, its Hessian-vector products run on
         a stratified float32 sample of up to ten rows per parameter; values
-        and gradients use every row, so the optimum is the same. It is then
-        the fastest on dense data (see the user guide). Otherwise its
+        and gradients use every row, so the optimum is the same. A fit from
+        zero coefficients first takes Newton steps on that sample alone,
+        which ``n_iter_`` does not count. It is then the fastest on dense
+        data (see the user guide). Otherwise its
         products are exact, with an extra ``n_samples x n_classes`` array
         of memory; it can then win on ill-conditioned, nearly separable
         problems.
@@ -168,7 +170,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     intercept_ : ndarray of shape (n_classes,)
         Intercept per class (zeros when ``fit_intercept=False``).
     n_iter_ : int
-        Number of solver iterations of the last fit.
+        Number of solver iterations of the last fit, each on every row.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

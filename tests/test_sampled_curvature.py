@@ -18,7 +18,12 @@ from sksoftmax import SoftmaxClassifier
 from sksoftmax._engines import training_data
 from sksoftmax._engines._numpy import NumPyEngine
 from sksoftmax._penalty import ElasticNet
-from sksoftmax._solvers import _Preconditioned, _sampled_newton, _SampledCurvature
+from sksoftmax._solvers import (
+    _Preconditioned,
+    _sample_start,
+    _sampled_newton,
+    _SampledCurvature,
+)
 
 from _reference import symmetric_from_sklearn
 from conftest import TIGHT
@@ -223,3 +228,139 @@ def test_gradient_changes_correct_a_wrong_curvature():
     )
     np.testing.assert_allclose(result.x, solution, rtol=1e-9)
     assert len(steps) <= 20
+
+
+def _objective(X, y, weights, W, b, l2):
+    """Weighted mean cross-entropy plus ``l2 / 2 |W|^2``, and its gradient (float64)."""
+    X = np.asarray(X, dtype=np.float64)
+    weights = weights / weights.sum()
+    logits = X @ W + b
+    shift = logits.max(axis=1, keepdims=True)
+    log_total = np.log(np.exp(logits - shift).sum(axis=1)) + shift[:, 0]
+    value = weights @ (log_total - logits[np.arange(y.size), y])
+    residual = np.exp(logits - log_total[:, None])
+    residual[np.arange(y.size), y] -= 1.0
+    residual *= weights[:, None]
+    value += 0.5 * l2 * np.sum(W**2)
+    return value, X.T @ residual + l2 * W, residual.sum(axis=0)
+
+
+def _sampled_problem(C=1.0, fit_intercept=True, sample_weight=None, seed=0):
+    X, y = _data(n=12000, d=6, k=4, seed=seed)
+    data = training_data(
+        X, y, sample_weight, class_weight=None, fit_intercept=fit_intercept
+    )
+    problem = _SampledCurvature.of(
+        data.engine, ElasticNet.from_C(C, 0.0, data.weight_sum)
+    )
+    assert problem is not None
+    return X, y, data, problem
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("C", [np.inf, 0.01])
+def test_the_sample_objective_is_the_penalized_loss_on_its_rows(fit_intercept, C):
+    weights = np.random.default_rng(6).uniform(0.0, 2.0, size=12000)
+    X, y, data, problem = _sampled_problem(C, fit_intercept, weights)
+    sample = problem.sample
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=problem.engine.n_params)
+    if not fit_intercept:
+        x[-4:] = 0.0
+    W_std, b_std = problem.engine.unpack(x)
+    # The sample's rows are standardized: its coefficients are W' and b'.
+    value, grad_W_std, grad_b = _objective(
+        sample.X, sample.y, sample.weights.astype(np.float64), W_std, b_std, 0.0
+    )
+    l2 = problem.penalty.l2
+    value += 0.5 * l2 * np.sum((W_std / problem.std[:, None]) ** 2)
+    grad_W_std += l2 * W_std / problem.std[:, None] ** 2
+    got_value, got_grad = problem.sample_objective(x)
+    got_W, got_b = problem.engine.unpack(got_grad)
+    np.testing.assert_allclose(got_value, value, rtol=1e-6)
+    scale = np.max(np.abs(grad_W_std))
+    np.testing.assert_allclose(got_W, grad_W_std, rtol=0, atol=1e-5 * scale)
+    if fit_intercept:
+        np.testing.assert_allclose(got_b, grad_b, rtol=0, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_without_coefficients_the_sample_objective_is_the_whole_datas(fit_intercept):
+    # Each sampled class keeps its total weight, and at W = 0 the loss of a
+    # row depends on its class alone: the start's guard relies on it.
+    weights = np.random.default_rng(8).uniform(0.0, 2.0, size=12000)
+    X, y, data, problem = _sampled_problem(1.0, fit_intercept, weights)
+    params = data.null_params()
+    W, b = data.engine.unpack(params)
+    expected = _objective(X, y, weights, W, b, 0.0)[0]
+    value, _ = problem.sample_objective(problem.from_original(params))
+    np.testing.assert_allclose(value, expected, rtol=1e-7)
+
+
+def test_the_sample_start_lowers_the_whole_objective_and_is_evaluated_once():
+    X, y, data, problem = _sampled_problem()
+    params0 = data.null_params()
+    start, steps = _sample_start(problem, params0)
+    assert steps > 0
+    W0, b0 = data.engine.unpack(params0)
+    W, b = data.engine.unpack(start)
+    l2 = problem.penalty.l2
+    before = _objective(X, y, np.ones(y.size), W0, b0, l2)[0]
+    after = _objective(X, y, np.ones(y.size), W, b, l2)[0]
+    # Close to the optimum: within the sample's noise, about n_params / n_sampled.
+    optimum = LogisticRegression(C=1.0, **TIGHT).fit(X, y)
+    coef, intercept = symmetric_from_sklearn(optimum)
+    best = _objective(X, y, np.ones(y.size), coef.T, intercept, l2)[0]
+    assert best < after < best + data.engine.n_params / problem.sample.X.shape[0]
+    assert after < before
+    np.testing.assert_allclose(problem.value, after, rtol=1e-12)
+
+
+def test_a_sampled_newton_fit_evaluates_every_row_once_per_point(monkeypatch):
+    # The whole data's first iterate is the sample start, which the guard
+    # evaluated: a round trip through the coordinates must not evaluate it
+    # again at a point equal but for rounding.
+    X, y = _data(n=12000, d=6, k=4)
+    X = X * np.array([1e3, 1.0, 1e-3, 5.0, 0.3, 7.0]) + np.array([10, 0, -4, 1e3, 2, 0])
+    assert _uses_sample(X, y)
+    points = []
+    loss_gradient = NumPyEngine.loss_gradient
+
+    def recording(engine, params):
+        if engine.X.shape[0] == y.size:
+            points.append(params.copy())
+        return loss_gradient(engine, params)
+
+    monkeypatch.setattr(NumPyEngine, "loss_gradient", recording)
+    model = SoftmaxClassifier(solver="newton-cg", tol=1e-8).fit(X, y)
+    assert 0 < model.n_iter_ < len(points) <= 3 * model.n_iter_
+    for i, point in enumerate(points):
+        for other in points[:i]:
+            assert not np.allclose(point, other, rtol=1e-12, atol=0)
+
+
+def test_a_start_with_coefficients_takes_no_sample_steps():
+    _, _, data, problem = _sampled_problem()
+    params0 = data.null_params()
+    params0[0] = 0.1
+    sample_calls = []
+    hessian_product = problem.sample.hessian_product
+    problem.sample.hessian_product = lambda p: (
+        sample_calls.append(p) or hessian_product(p)
+    )
+    start, steps = _sample_start(problem, params0)
+    assert steps == 0 and start is params0 and sample_calls == []
+
+
+def test_a_sample_whose_optimum_misleads_is_not_kept():
+    # The sample's classes renamed in a cycle: its optimum predicts the
+    # wrong class, worse on the whole data than the intercept-only start.
+    X, y, data, problem = _sampled_problem(C=np.inf)
+    sample = problem.sample
+    problem.sample = NumPyEngine(
+        sample.X, (sample.y + 1) % 4, 4, sample.weights, data.engine.fit_intercept
+    )
+    params0 = data.null_params()
+    start, steps = _sample_start(problem, params0)
+    assert steps == 0
+    np.testing.assert_array_equal(start, params0)
