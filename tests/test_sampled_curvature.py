@@ -334,6 +334,8 @@ def test_a_sampled_newton_fit_evaluates_every_row_once_per_point(monkeypatch):
     monkeypatch.setattr(NumPyEngine, "loss_gradient", recording)
     model = SoftmaxClassifier(solver="newton-cg", tol=1e-8).fit(X, y)
     assert 0 < model.n_iter_ < len(points) <= 3 * model.n_iter_
+    # The first point is the sample start's, not the intercept-only start.
+    assert np.any(points[0][:-4])
     for i, point in enumerate(points):
         for other in points[:i]:
             assert not np.allclose(point, other, rtol=1e-12, atol=0)
@@ -364,3 +366,65 @@ def test_a_sample_whose_optimum_misleads_is_not_kept():
     start, steps = _sample_start(problem, params0)
     assert steps == 0
     np.testing.assert_array_equal(start, params0)
+
+
+def test_a_class_the_draw_misses_keeps_a_row_of_its_own():
+    # 100 rows of a third class among 2000, with one feature: it would be
+    # kept at a rate of 4 %, and this seed's draw keeps none of it.
+    rng = np.random.default_rng(75)
+    X = rng.normal(size=(2000, 1))
+    y = (X[:, 0] + rng.normal(size=2000) > 0).astype(int)
+    y[rng.choice(2000, 100, replace=False)] = 2
+    data = training_data(X, y, None, class_weight=None, fit_intercept=True)
+    problem = _SampledCurvature.of(data.engine, ElasticNet.from_C(1.0, 0.0, 2000.0))
+    counts = np.bincount(problem.sample.y, minlength=3)
+    assert counts[2] == 1 and counts.min() == 1
+    params = data.null_params()
+    W, b = data.engine.unpack(params)
+    expected = _objective(X, y, np.ones(2000), W, b, 0.0)[0]
+    value, _ = problem.sample_objective(problem.from_original(params))
+    np.testing.assert_allclose(value, expected, rtol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "solver, n", [("lbfgs", 40000), ("newton-cg", 40000), ("newton-cg", 100)]
+)
+def test_a_start_at_the_optimum_takes_no_step(solver, n):
+    # A constant feature and balanced classes: the intercept-only start is
+    # the optimum, its gradient exactly zero. Newton steps on a sample used
+    # to run on to max_iter there, their gap estimate having no steps to
+    # go by.
+    X, y = np.ones((n, 1)), np.arange(n) % 2
+    assert _uses_sample(X, y) == (n == 40000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = SoftmaxClassifier(solver=solver, max_iter=50).fit(X, y)
+    assert model.n_iter_ == 0
+    np.testing.assert_array_equal(model.coef_, 0.0)
+    np.testing.assert_array_equal(model.predict_proba(X[:1]), [[0.5, 0.5]])
+
+
+def test_newton_steps_stop_before_one_that_promises_too_little():
+    rng = np.random.default_rng(10)
+    A = np.diag([1.0, 3.0, 10.0])
+    b = rng.normal(size=3)
+
+    def run(least_gain):
+        return _sampled_newton(
+            lambda x: 0.5 * x @ A @ x - b @ x,
+            np.zeros(3),
+            jac=lambda x: A @ x - b,
+            hessp=lambda x, v: A @ v,
+            callback=lambda _: None,
+            maxiter=10,
+            least_gain=least_gain,
+        )
+
+    # The first step promises b^T A^-1 b / 2, and gets about all of it.
+    promised = 0.5 * b @ np.linalg.solve(A, b)
+    result = run(1.01 * promised)
+    assert result.nit == 0
+    np.testing.assert_array_equal(result.x, 0.0)
+    result = run(1e-3 * promised)
+    assert 1 <= result.nit <= 2
+    assert result.fun <= -(1 - 1e-3) * promised

@@ -340,6 +340,17 @@ class NumPyEngine(ParameterLayout):
             draw = rng.random(y.size) < keep[y]
             chosen.append(rows.start + np.flatnonzero(draw & (weights > 0)))
         rows = np.concatenate(chosen)
+        missed = np.flatnonzero(
+            (counts > 0) & (np.bincount(self.y[rows], minlength=K) == 0)
+        )
+        if missed.size:
+            # A class the draw missed keeps its first row with weight, which
+            # carries the class's total: the sample's curvature then has every
+            # class, and its objective at W = 0 is the whole data's.
+            first = [
+                np.flatnonzero((self.y == k) & (self.weights > 0))[0] for k in missed
+            ]
+            rows = np.sort(np.concatenate([rows, first]))
         y = self.y[rows]
         weights = self.weights[rows].astype(np.float64)
         kept = np.bincount(y, weights=weights, minlength=K)
