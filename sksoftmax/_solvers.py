@@ -216,6 +216,7 @@ class _SampledCurvature(_Preconditioned):
             self.std,
         )
         self._curvature_at = None
+        self._sample_terms = None
 
     @classmethod
     def of(cls, engine: LossEngine, penalty: ElasticNet):
@@ -248,24 +249,27 @@ class _SampledCurvature(_Preconditioned):
         W_std = self.engine.unpack(params_std)[0]
         value += self.penalty.value(W_std / self.std[:, None])
         # The penalty is quadratic (newton-cg takes no L1 part): its gradient
-        # is its Hessian, as in hessp, times the point.
-        self.penalty.add_smooth_hessp(
-            W_std / self.std[:, None] / self.std[:, None], self.engine.unpack(grad)[0]
-        )
+        # is its Hessian times the point.
+        self._add_penalty_product(params_std, grad)
         return value, grad
+
+    def _add_penalty_product(self, vector_std, out):
+        """Add the penalty's Hessian, in these coordinates, times ``vector_std``.
+
+        The penalty on ``W = W' / sigma`` has the Hessian ``lambda_2 / sigma^2``
+        in ``W'``; divided by sigma twice, since its square can overflow.
+        """
+        self.penalty.add_smooth_hessp(
+            self.engine.unpack(vector_std)[0] / self.std[:, None] / self.std[:, None],
+            self.engine.unpack(out)[0],
+        )
 
     def hessp(self, params_std, direction_std):
         """The sample's Hessian at ``params_std`` times ``direction_std``."""
         self._at(params_std)
         self.n_products += 1
         product = self._hessp(direction_std)
-        # The penalty on W = W' / sigma has the Hessian lambda_2 / sigma^2 in W'.
-        self.penalty.add_smooth_hessp(
-            self.engine.unpack(direction_std)[0]
-            / self.std[:, None]
-            / self.std[:, None],
-            self.engine.unpack(product)[0],
-        )
+        self._add_penalty_product(direction_std, product)
         # float32 rounding would give the products a small common shift.
         _drop_common_shift(product, self.engine, self.penalty)
         return product
