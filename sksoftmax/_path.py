@@ -17,6 +17,7 @@ from ._engines import TrainingData, training_data
 from ._penalty import ElasticNet
 from ._separation import PerfectSeparationWarning
 from ._solvers import SOLVERS, SolverResult, check_solver, solve
+from ._threads import blas_threads
 from ._validation import validate_training_X
 
 
@@ -59,42 +60,46 @@ def fit_path(
     penalties = [ElasticNet.from_C(C, l1_ratio, data.weight_sum) for C in Cs]
     for penalty in penalties:
         check_solver(solver, penalty)
-    _check_float32_scale(data.engine)
-    params = data.null_params() if start is None else start
-    results = [None] * len(Cs)
-    for i in np.argsort(Cs, kind="stable"):
-        result = solve(
-            data.engine,
-            penalties[i],
-            params,
-            solver=solver,
-            tol=tol,
-            max_iter=max_iter,
-            verbose=verbose,
-            tag=tag,
-        )
-        if not np.all(np.isfinite(result.params)):
-            raise ValueError(
-                f"The fit at C={Cs[i]:g} reached non-finite coefficients: the "
-                "features, sample weights or C are beyond what "
-                f"{_dtype_name(data.engine.dtype)} arithmetic can fit. Rescale "
-                "the features or the weights."
+    # The whole path is one fit for the BLAS's threads: its first pass over
+    # the data (the column moments, which the float32 check asks for) already
+    # sets the limits its evaluations need.
+    with blas_threads:
+        _check_float32_scale(data.engine)
+        params = data.null_params() if start is None else start
+        results = [None] * len(Cs)
+        for i in np.argsort(Cs, kind="stable"):
+            result = solve(
+                data.engine,
+                penalties[i],
+                params,
+                solver=solver,
+                tol=tol,
+                max_iter=max_iter,
+                verbose=verbose,
+                tag=tag,
             )
-        if not result.converged:
-            warnings.warn(
-                f"SoftmaxClassifier (solver={solver!r}, C={Cs[i]:g}) stopped after "
-                f"{result.n_iter} iterations with a largest gradient entry of "
-                f"{result.grad_max:.2e}, above tol={tol:g} ({result.message}). "
-                + _advice(result, max_iter, tol, data.engine.dtype),
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if np.isinf(Cs[i]):
-            W, b = data.engine.unpack(result.params)
-            _warn_if_separated(data.engine, W, b)
-        results[i] = result
-        params = result.params
-    return results
+            if not np.all(np.isfinite(result.params)):
+                raise ValueError(
+                    f"The fit at C={Cs[i]:g} reached non-finite coefficients: the "
+                    "features, sample weights or C are beyond what "
+                    f"{_dtype_name(data.engine.dtype)} arithmetic can fit. Rescale "
+                    "the features or the weights."
+                )
+            if not result.converged:
+                warnings.warn(
+                    f"SoftmaxClassifier (solver={solver!r}, C={Cs[i]:g}) stopped after "
+                    f"{result.n_iter} iterations with a largest gradient entry of "
+                    f"{result.grad_max:.2e}, above tol={tol:g} ({result.message}). "
+                    + _advice(result, max_iter, tol, data.engine.dtype),
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+            if np.isinf(Cs[i]):
+                W, b = data.engine.unpack(result.params)
+                _warn_if_separated(data.engine, W, b)
+            results[i] = result
+            params = result.params
+        return results
 
 
 # float32 features whose spread is below this need coefficients near the top

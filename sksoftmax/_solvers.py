@@ -18,7 +18,6 @@ from scipy.sparse.linalg import LinearOperator, cg
 
 from ._engines import LossEngine
 from ._penalty import ElasticNet
-from ._threads import blas_threads
 
 
 @dataclass
@@ -895,6 +894,8 @@ def solve(
 ) -> SolverResult:
     """Minimize the engine's data term plus ``penalty`` from ``params0``.
 
+    Inside a fit's ``blas_threads`` context (see :func:`~._path.fit_path`).
+
     Parameters
     ----------
     engine : LossEngine
@@ -909,11 +910,6 @@ def solve(
     SolverResult
     """
     minimizer = check_solver(solver, penalty).minimize
-    with blas_threads:
-        return _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose, tag)
-
-
-def _solve(engine, penalty, params0, minimizer, tol, max_iter, verbose, tag):
     dominated = _penalty_dominated(engine, penalty)
     if dominated is not None:
         problem = _Preconditioned(engine, penalty)

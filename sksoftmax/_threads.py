@@ -37,8 +37,9 @@ class BlasThreads:
     backend) each ask numpy's BLAS for every core, and the spinning workers
     then made each fit about 20x slower than alone on 2 cores. While more
     than one fit runs, every BLAS pool is single-threaded: the fits
-    themselves are the parallelism. So it is from the first evaluation of a
-    fit that runs its blocks in threads of its own to the end of that fit.
+    themselves are the parallelism. So it is from the first pass over the
+    data (its column moments) of a fit that runs its blocks in threads of
+    its own to the end of that fit.
     Other threads of the process that call a BLAS meanwhile get one thread
     too.
 
@@ -139,7 +140,10 @@ class BlasThreads:
         a core from its threads (at 300 classes, 94 ms an evaluation instead
         of 57 ms). Elsewhere (concurrent fits, a Dask worker's tasks, calls
         outside a fit) an evaluation keeps to its thread and the BLAS keeps
-        its threads.
+        its threads. A fit's passes over the data before its first evaluation
+        (column moments, a curvature sample's products) claim the threads
+        too: on the BLAS's threads, they left them spinning through the first
+        four evaluations (100000 x 100, 10 classes: 20 ms each instead of 11).
         """
         me = threading.get_ident()
         with self._lock:

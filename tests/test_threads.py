@@ -154,6 +154,36 @@ def test_concurrent_fits_equal_a_fit_alone(two_cores, dtype):
         np.testing.assert_array_equal(intercept, alone[1])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_fit_is_single_threaded_from_its_first_pass_over_the_data(
+    two_cores, monkeypatch, dtype
+):
+    # Products on the BLAS's threads before the first evaluation in threads
+    # (the column moments, a curvature sample's) would leave those threads
+    # spinning through it.
+    X, y, _ = _problem(dtype)
+    seen = []
+    original = NumPyEngine._centred_moments
+
+    def recording(self):
+        seen.append(
+            [
+                lib["num_threads"]
+                for lib in threadpool_info()
+                if lib["user_api"] == "blas"
+            ]
+        )
+        return original(self)
+
+    monkeypatch.setattr(NumPyEngine, "_centred_moments", recording)
+    before = _blas_counts()
+    _fit(X, y)
+    assert _blas_counts() == before
+    assert len(seen) == 1
+    if _threads_available():
+        assert set(seen[0]) == {1}
+
+
 def test_a_fit_that_raises_restores_the_limits(two_cores, monkeypatch):
     X, y, _ = _problem()
     calls = []

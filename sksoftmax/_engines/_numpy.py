@@ -180,6 +180,11 @@ class NumPyEngine(ParameterLayout):
         return max(1, block // (8 * max(n_columns, 1)))
 
     def _column_moments(self):
+        # A fit's first pass over X: from here on, in a fit that will sum its
+        # blocks in threads, every BLAS is single-threaded, so that no idle
+        # BLAS thread spins through those evaluations (see
+        # BlasThreads.block_workers).
+        blas_threads.block_workers(self._n_groups)
         if sparse.issparse(self.X):
             return self._scaled_moments(None)
         mean, std = self._centred_moments()
