@@ -182,6 +182,50 @@ def test_small_or_wide_data_keep_exact_products():
     assert not _uses_sample(X, y)
 
 
+def _switches_to_exact_products(monkeypatch):
+    """Record, per fit, whether its products became exact."""
+    switched = []
+    check = _SampledCurvature.check_curvature
+
+    def recording(problem, *args):
+        before = problem.exact
+        check(problem, *args)
+        switched.append(problem.exact and not before)
+
+    monkeypatch.setattr(_SampledCurvature, "check_curvature", recording)
+    return switched
+
+
+def test_nearly_separable_data_get_exact_products(monkeypatch):
+    # The curvature sits on the few rows near the class boundaries, which the
+    # sample misses: its steps alone took 140 iterations at the default tol.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20000, 20))
+    logits = X @ (rng.normal(size=(20, 4)) * 5)
+    y = np.argmax(logits + 0.3 * rng.gumbel(size=logits.shape), axis=1)
+    assert _uses_sample(X, y)
+    switched = _switches_to_exact_products(monkeypatch)
+    before = X.copy()
+    default = SoftmaxClassifier(solver="newton-cg", C=100.0).fit(X, y)
+    assert any(switched)
+    assert default.n_iter_ <= 30
+    ours = SoftmaxClassifier(solver="newton-cg", C=100.0, **TIGHT).fit(X, y)
+    theirs = LogisticRegression(solver="newton-cholesky", C=100.0, **TIGHT).fit(X, y)
+    coef, intercept = symmetric_from_sklearn(theirs)
+    np.testing.assert_allclose(ours.coef_, coef, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ours.intercept_, intercept, rtol=1e-6, atol=1e-6)
+    assert ours.n_iter_ <= 60
+    np.testing.assert_array_equal(X, before)
+
+
+def test_a_representative_sample_keeps_its_products(monkeypatch):
+    X, y = _data(n=20000, d=6, k=4)
+    assert _uses_sample(X, y)
+    switched = _switches_to_exact_products(monkeypatch)
+    SoftmaxClassifier(solver="newton-cg", tol=1e-8).fit(X, y)
+    assert switched and not any(switched)
+
+
 def _peak(model, X, y):
     tracemalloc.start()
     try:
