@@ -863,8 +863,13 @@ def newton_cg(
     Otherwise the products are exact, two passes over X each, in scipy's
     ``trust-ncg``: its line-search ``Newton-CG`` was up to 2x faster on
     digits but declared success with gradients far above a tight tol on
-    breast cancer, and ``trust-krylov`` stopped early there too. Parameters
-    and return value as for :func:`lbfgs`; the penalty must be smooth.
+    breast cancer, and ``trust-krylov`` stopped early there too.
+
+    Either way the fit also waits for the gap estimate, as :func:`lbfgs`
+    does: on exact products near separation (30000 x 20, 4 classes,
+    C=100) the gradient rule alone stopped 5e-3 above the optimum, with the
+    estimate 7e-5. Parameters and return value as for :func:`lbfgs`; the
+    penalty must be smooth.
     """
     sampled = _SampledCurvature.of(engine, penalty)
     if sampled is not None:
@@ -875,15 +880,14 @@ def newton_cg(
                 f"curvature sample of {sampled.sample.X.shape[0]} rows",
                 flush=True,
             )
-        problem, method, gap = sampled, _sampled_newton, _GapEstimate()
+        problem, method = sampled, _sampled_newton
         options = {"check_curvature": sampled.check_curvature}
     else:
         # gtol=0: the callback applies tol to the original gradient.
-        problem, method, options, gap = (
+        problem, method, options = (
             _Preconditioned(engine, penalty, second_order=True),
             "trust-ncg",
             {"gtol": 0.0},
-            None,
         )
     return _minimize(
         problem,
@@ -894,7 +898,7 @@ def newton_cg(
         verbose=verbose,
         tag=tag,
         options=options,
-        gap=gap,
+        gap=_GapEstimate(),
     )
 
 
