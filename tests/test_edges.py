@@ -18,6 +18,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from sksoftmax import SoftmaxClassifier, SoftmaxClassifierCV, softmax_path
+from sksoftmax._solvers import (
+    _MAX_POLISH_PRODUCTS,
+    _MAX_POLISH_STEPS,
+    _Preconditioned,
+)
 
 from _reference import data_term, symmetric_from_sklearn
 from conftest import TIGHT
@@ -710,3 +715,26 @@ def test_marginal_effects_at_extreme_feature_values_stay_finite(iris64, magnitud
     # A point far out: the probabilities saturate, the effects vanish.
     me = res.marginal_effects(X, at={"x0": magnitude})
     assert np.all(np.isfinite(me.effects)) and np.all(np.isfinite(me.effects_se))
+
+
+def test_a_tol_below_float32_resolution_warns_without_endless_newton_steps(
+    monkeypatch,
+):
+    # The Newton steps after a stall solve on exact products to a residual
+    # that float32 products never reach: they ran on to 4 n_params products
+    # a step (at 100000 x 100 with 10 classes, 27 s instead of 0.3 s).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 60)).astype(np.float32)
+    y = np.argmax(X @ rng.normal(size=(60, 5)) + rng.gumbel(size=(4000, 5)), axis=1)
+    products = []
+    hessp = _Preconditioned.hessp
+    monkeypatch.setattr(
+        _Preconditioned,
+        "hessp",
+        lambda self, *args: products.append(1) or hessp(self, *args),
+    )
+    with pytest.warns(ConvergenceWarning, match="float32 precision"):
+        clf = SoftmaxClassifier(tol=1e-12).fit(X, y)
+    assert clf.coef_.dtype == np.float32
+    assert 0 < len(products) <= _MAX_POLISH_STEPS * _MAX_POLISH_PRODUCTS
+    assert _MAX_POLISH_PRODUCTS < 4 * clf.coef_.size
