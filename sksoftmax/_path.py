@@ -92,7 +92,7 @@ def fit_path(
                     f"{result.grad_max:.2e}, above tol={tol:g} ({result.message}). "
                     + _advice(result, max_iter, tol, data.engine.dtype),
                     ConvergenceWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             if np.isinf(Cs[i]):
                 W, b = data.engine.unpack(result.params)

@@ -44,11 +44,11 @@ class BlasThreads:
     too.
 
     Thread limits are global to the process: each fit's start and end, and
-    a fit's first evaluation in threads, set the limits that the fits then
-    running call for, under one lock, restoring what was there before once
-    nothing calls for a limit. threadpoolctl (from 3.8) lets only the
-    thread that first limited OpenBLAS change it again, so each change first
-    releases that claim.
+    the first call of :meth:`block_workers` in a fit, set the limits that the
+    fits then running call for, under one lock, restoring what was there
+    before once nothing calls for a limit. threadpoolctl (from 3.8) lets
+    only the thread that first limited OpenBLAS change it again, so each
+    change first releases that claim.
     """
 
     def __init__(self):
@@ -132,18 +132,18 @@ class BlasThreads:
         """How many threads (at most ``most``) an evaluation over row blocks may use.
 
         More than one only inside the one fit that is running, in its own
-        thread: as many as numpy's BLAS had threads. From the first such
-        evaluation to the end of the fit every BLAS is single-threaded: the
-        BLAS's idle threads spin for a while after each threaded call, and
-        even a dot product of 10000 entries between evaluations (OpenBLAS
-        threads it) left them spinning through the next evaluation, taking
-        a core from its threads (at 300 classes, 94 ms an evaluation instead
-        of 57 ms). Elsewhere (concurrent fits, a Dask worker's tasks, calls
-        outside a fit) an evaluation keeps to its thread and the BLAS keeps
-        its threads. A fit's passes over the data before its first evaluation
-        (column moments, a curvature sample's products) claim the threads
-        too: on the BLAS's threads, they left them spinning through the first
-        four evaluations (100000 x 100, 10 classes: 20 ms each instead of 11).
+        thread: as many as numpy's BLAS had threads. From the first call in
+        a fit to its end every BLAS is single-threaded, and the engine makes
+        that call at the fit's first pass over the data (its column moments),
+        before anything else of the fit calls a BLAS: the BLAS's idle
+        threads spin for a while after each threaded call, taking a core
+        from the threads over blocks. A dot product of 10000 entries between
+        evaluations left them spinning through the next one (at 300 classes,
+        94 ms an evaluation instead of 57 ms), and a curvature sample's
+        products through newton-cg's first four (100000 x 100, 10 classes:
+        20 ms each instead of 11). Elsewhere (concurrent fits, a Dask
+        worker's tasks, calls outside a fit) an evaluation keeps to its
+        thread and the BLAS keeps its threads.
         """
         me = threading.get_ident()
         with self._lock:
