@@ -12,6 +12,8 @@ import time
 import numpy as np
 from scipy import sparse
 
+from _common import settle
+
 PEERS = {}
 
 try:
@@ -40,6 +42,7 @@ if torch is not None:
         Returns seconds, coef (K, d), intercept (K,), iterations.
         """
         n_classes, codes = _codes(y)
+        settle()
         start = time.perf_counter()
         X_t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64))
         y_t = torch.from_numpy(codes)
@@ -138,6 +141,7 @@ if jax is not None:
         codes_j = jnp.asarray(codes)
         run = _jax_solver(X.shape[1], n_classes, C, X.shape[0])
         jax.block_until_ready(run(X_j, codes_j, tol, 100_000))
+        settle()
         start = time.perf_counter()
         (W, b), count = jax.block_until_ready(run(X_j, codes_j, tol, 100_000))
         seconds = time.perf_counter() - start
