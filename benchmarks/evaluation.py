@@ -28,7 +28,7 @@ from sksoftmax._engines._numpy import NumPyEngine
 from sksoftmax._penalty import ElasticNet
 from sksoftmax._threads import blas_threads
 
-from _common import environment
+from _common import environment, settle
 
 
 def median_times(cases, repeats):
@@ -79,7 +79,9 @@ def evaluation(n, d, k, dtype, repeats):
     }
     times = median_times(cases, repeats)
     # Inside a fit's context, as the solver calls it: the first evaluation
-    # leaves every BLAS single-threaded until the context ends.
+    # leaves every BLAS single-threaded until the context ends. Started once
+    # the threads of the calls above are idle, as a fit's evaluations are.
+    settle()
     with blas_threads:
         times["ours in a fit"] = median_times({"ours": ours}, repeats)["ours"]
     return times
