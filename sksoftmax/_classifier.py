@@ -146,8 +146,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         are still fitted. ``solver="lbfgs"`` with an L2 penalty, and
         ``"newton-cg"``, also run on until their estimate of the remaining
         objective gap is at most ``0.03 * tol`` times the objective (see
-        "What tol means" in the user guide): it may stop later, never earlier. A fit that stops before
-        the gradient meets ``tol`` issues a ConvergenceWarning that says why.
+        "What tol means" in the user guide): it may stop later, never
+        earlier. A fit that stops before the gradient meets ``tol`` issues a
+        ConvergenceWarning that says why.
     max_iter : int, default=1000
         Maximum number of solver iterations. Larger than scikit-learn's 100 so
         that unscaled real data converge without a warning.
