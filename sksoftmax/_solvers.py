@@ -377,7 +377,13 @@ class _GapEstimate:
         self._scale = None
 
     def update(self, x, grad):
-        """Record the iterate ``x`` and its gradient there."""
+        """Record the iterate ``x`` and its gradient there.
+
+        Returns False where ``x`` is the last recorded iterate (a step the
+        method rejected), which adds nothing to the estimate.
+        """
+        if self._last is not None and np.array_equal(x, self._last[0]):
+            return False
         if self._last is not None:
             step, change = x - self._last[0], grad - self._last[1]
             curvature = step @ change
@@ -391,6 +397,7 @@ class _GapEstimate:
                 self._scale = curvature / float(change @ change.astype(np.float64))
                 self._pairs.append((step, change, 1.0 / curvature))
         self._last = (x.copy(), grad.copy())
+        return True
 
     def estimate(self, grad):
         """The gap at the last recorded iterate, whose gradient is ``grad``."""
@@ -493,23 +500,17 @@ def _minimize(
     """
     iteration = 0
     start = time.perf_counter()
-    last_x = None
 
     def callback(intermediate_result):
-        nonlocal iteration, last_x
+        nonlocal iteration
         iteration += 1
-        # trust-ncg reports the steps it rejects too, from the point it stays
-        # at: where the gradient rule holds, rounding ate the gain its exact
-        # model promised, and no new step would inform the gap estimate (a
-        # warm start at the optimum took 14 iterations instead of 1).
-        rejected = last_x is not None and np.array_equal(intermediate_result.x, last_x)
-        last_x = intermediate_result.x.copy()
         problem(intermediate_result.x)
         grad_max = problem.stationarity()
         estimate = None
+        moved = True
         if gap is not None:
             scaled_grad = problem.scaled_grad
-            gap.update(intermediate_result.x, scaled_grad)
+            moved = gap.update(intermediate_result.x, scaled_grad)
             if verbose or grad_max <= tol:
                 estimate = gap.estimate(scaled_grad)
         if verbose:
@@ -524,9 +525,13 @@ def _minimize(
                 f"{time.perf_counter() - start:.2f}s{products}",
                 flush=True,
             )
+        # trust-ncg reports the steps it rejects too, from the point it stays
+        # at: where the gradient rule holds, rounding ate the gain its exact
+        # model promised, and no new step would inform the gap estimate (a
+        # warm start at the optimum took 14 iterations instead of 1).
         if grad_max <= tol and (
             gap is None
-            or rejected
+            or not moved
             or estimate <= _GAP_PER_TOL * tol * max(1.0, abs(problem.objective))
         ):
             raise StopIteration
