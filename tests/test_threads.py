@@ -7,6 +7,7 @@ threads; elsewhere they check only that fits still agree and leave the
 limits as they were.
 """
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -77,16 +78,8 @@ def _evaluate(engine, params, direction):
     return value, grad, hessp(direction)
 
 
-def test_threads_over_blocks_sum_as_one_thread_does(monkeypatch):
-    # Three groups of 8 blocks (as with 4 cores), more than the threads that
-    # a 2-core machine gives them: one thread sums two groups.
-    monkeypatch.setattr(os, "cpu_count", lambda: max(4, _CORES))
-    X, y, weights = _problem(n=24 * 256)
-    engine = NumPyEngine(X, y, N_CLASSES, weights, True)
-    assert engine._n_groups == 3
-    rng = np.random.default_rng(1)
-    params = rng.normal(size=engine.n_params) * 0.3
-    direction = rng.normal(size=engine.n_params)
+def _recording_map(monkeypatch):
+    """The number of items of each call of BlasThreads.map, as it happens."""
     mapped = []
     original_map = BlasThreads.map
     monkeypatch.setattr(
@@ -96,12 +89,12 @@ def test_threads_over_blocks_sum_as_one_thread_does(monkeypatch):
             mapped.append(len(items)) or original_map(self, func, items)
         ),
     )
-    before = _blas_counts()
-    with blas_threads:  # the only fit running: its groups run in threads
-        threaded = _evaluate(engine, params, direction)
-    solo_threads = list(mapped)
-    # A second fit running meanwhile: the same groups, one after another,
-    # on the same single-threaded BLAS.
+    return mapped
+
+
+@contextlib.contextmanager
+def _beside_another_fit():
+    """A fit's context while a second fit runs in another thread."""
     entered, leave = threading.Event(), threading.Event()
 
     def other_fit():
@@ -114,10 +107,31 @@ def test_threads_over_blocks_sum_as_one_thread_does(monkeypatch):
     entered.wait()
     try:
         with blas_threads:
-            serial = _evaluate(engine, params, direction)
+            yield
     finally:
         leave.set()
         other.join()
+
+
+def test_threads_over_blocks_sum_as_one_thread_does(monkeypatch):
+    # Three groups of 8 blocks (as with 4 cores), more than the threads that
+    # a 2-core machine gives them: one thread sums two groups.
+    monkeypatch.setattr(os, "cpu_count", lambda: max(4, _CORES))
+    X, y, weights = _problem(n=24 * 256)
+    engine = NumPyEngine(X, y, N_CLASSES, weights, True)
+    assert engine._n_groups == 3
+    rng = np.random.default_rng(1)
+    params = rng.normal(size=engine.n_params) * 0.3
+    direction = rng.normal(size=engine.n_params)
+    mapped = _recording_map(monkeypatch)
+    before = _blas_counts()
+    with blas_threads:  # the only fit running: its groups run in threads
+        threaded = _evaluate(engine, params, direction)
+    solo_threads = list(mapped)
+    # A second fit running meanwhile: the same groups, one after another,
+    # on the same single-threaded BLAS.
+    with _beside_another_fit():
+        serial = _evaluate(engine, params, direction)
     assert _blas_counts() == before
     assert len(mapped) == len(solo_threads)  # no threads beside another fit
     if _threads_available():
@@ -134,6 +148,33 @@ def test_threads_over_blocks_sum_as_one_thread_does(monkeypatch):
     np.testing.assert_allclose(
         threaded[2], (forward - backward) / (2 * step), rtol=1e-5, atol=1e-9
     )
+
+
+def test_a_curvature_samples_products_run_in_threads_too(two_cores, monkeypatch):
+    # 10 classes in float64: 3276 rows a block, so 16 blocks in two groups;
+    # the sample's 500 rows are one block by the same rule.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(16 * 3276, 4))
+    y = rng.integers(0, 10, size=X.shape[0])
+    engine = NumPyEngine(X, y, 10, np.ones(X.shape[0]), True)
+    assert engine._n_groups == 2
+    sample = engine.curvature_sample(500, 200, np.zeros(4), np.ones(4))
+    assert sample._n_groups == 2
+    params = rng.normal(size=engine.n_params) * 0.3
+    direction = rng.normal(size=engine.n_params)
+    mapped = _recording_map(monkeypatch)
+    with blas_threads:
+        threaded = _evaluate(sample, params, direction)
+    if _threads_available():
+        assert mapped and min(mapped) >= 2
+    with _beside_another_fit():
+        serial = _evaluate(sample, params, direction)
+    for ours, theirs in zip(threaded, serial, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    # The sample's rows, in one block, give the same sums to rounding.
+    whole = NumPyEngine(sample.X, sample.y, 10, sample.weights, True)
+    for ours, theirs in zip(threaded, _evaluate(whole, params, direction), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
 
 
 def _fit(X, y):
