@@ -145,7 +145,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         that features of tiny scale (whose raw gradient is tiny everywhere)
         are still fitted. ``solver="lbfgs"`` with an L2 penalty, and
         ``"newton-cg"``, also run on until their estimate of the remaining
-        objective gap is at most ``0.03 * tol`` times the objective (see
+        objective gap is at most ``0.3 * tol`` times the objective (see
         "What tol means" in the user guide): it may stop later, never
         earlier. A fit that stops before the gradient meets ``tol`` issues a
         ConvergenceWarning that says why.
