@@ -152,14 +152,19 @@ def test_threads_over_blocks_sum_as_one_thread_does(monkeypatch):
 
 def test_a_curvature_samples_products_run_in_threads_too(two_cores, monkeypatch):
     # 10 classes in float64: 3276 rows a block, so 16 blocks in two groups;
-    # the sample's 500 rows are one block by the same rule.
+    # the sample's 7000 float32 rows are two blocks (of at most 6553), one
+    # group by the same rule.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(16 * 3276, 4))
     y = rng.integers(0, 10, size=X.shape[0])
     engine = NumPyEngine(X, y, 10, np.ones(X.shape[0]), True)
     assert engine._n_groups == 2
-    sample = engine.curvature_sample(500, 200, np.zeros(4), np.ones(4))
+    sample = engine.curvature_sample(7000, 200, np.zeros(4), np.ones(4))
     assert sample._n_groups == 2
+    assert len(sample._blocks) == 2
+    # A sample of one block stays whole: cut smaller, it took longer.
+    small = engine.curvature_sample(500, 200, np.zeros(4), np.ones(4))
+    assert small._n_groups == 1 and len(small._blocks) == 1
     params = rng.normal(size=engine.n_params) * 0.3
     direction = rng.normal(size=engine.n_params)
     mapped = _recording_map(monkeypatch)
