@@ -545,13 +545,17 @@ def _minimize(
     memory, with the relative-decrease rule off) for as long as restarts
     lower the objective and iterations remain; a problem that still misses
     ``tol`` with iterations left then gets up to three Newton steps on exact
-    Hessian products. Only a gradient at most ``tol`` counts as converged.
+    Hessian products. Only a gradient at most ``tol`` counts as converged,
+    and not where ``max_iter`` ends the run before the gap rule holds.
     """
     iteration = 0
     start = time.perf_counter()
+    # The estimated gap at the last iterate, where the gradient rule held and
+    # the gap rule did not.
+    gap_left = None
 
     def callback(intermediate_result):
-        nonlocal iteration
+        nonlocal iteration, gap_left
         iteration += 1
         problem(intermediate_result.x)
         grad_max = problem.stationarity()
@@ -574,22 +578,33 @@ def _minimize(
                 f"{time.perf_counter() - start:.2f}s{products}",
                 flush=True,
             )
-        if grad_max <= tol and (
+        gap_left = None
+        if grad_max > tol:
+            return
+        if (
             gap is None
             or estimate <= _GAP_PER_TOL * tol * abs(problem.objective)
             or (not moved and rounding_hides_the_gain(intermediate_result.x))
         ):
             raise StopIteration
+        gap_left = estimate
 
     def rounding_hides_the_gain(x):
         # trust-ncg reports the steps it rejects too, from the point it stays
         # at, which informs no gap estimate: a warm start at the optimum took
         # 14 iterations there. A rejection ends the fit only where even the
-        # steepest step promises less than the objective's rounding. Near
-        # separation, far from the optimum, the quadratic model errs:
-        # stopping at every rejection left fits at up to twice the optimum's
-        # objective.
-        rounding = _ROUNDING * max(1.0, abs(problem.objective))
+        # steepest step promises less than the objective's rounding (in
+        # float32 data, the evaluation's). Near separation, far from the
+        # optimum, the quadratic model errs: stopping at every rejection left
+        # fits at up to twice the optimum's objective. L-BFGS-B reports an
+        # unmoved iterate only where its line search found nothing.
+        if not problem.second_order:
+            return True
+        objective = abs(problem.objective)
+        rounding = max(
+            _ROUNDING * max(1.0, objective),
+            16 * np.finfo(problem.engine.dtype).eps * objective,
+        )
         return problem.steepest_gain(x) <= rounding
 
     x = problem.from_original(params0)
@@ -627,8 +642,17 @@ def _minimize(
     if grad_max > tol and iteration < max_iter:
         grad_max = _newton_polish(problem, tol)
         message += "; then Newton steps"
+    converged = grad_max <= tol
+    if converged and iteration >= max_iter and gap_left is not None:
+        # max_iter ended a fit whose objective was still falling: near
+        # separation lbfgs ran 1000 iterations to a relative gap of 0.1.
+        converged = False
+        message = (
+            f"the estimated objective gap of {gap_left:.1e} was above "
+            f"{_GAP_PER_TOL:g} tol times the objective: it was still falling"
+        )
     if verbose:
-        verdict = "converged" if grad_max <= tol else "not converged"
+        verdict = "converged" if converged else "not converged"
         print(
             f"{tag}{verdict}: max|grad| {grad_max:.3e} "
             f"{'<=' if grad_max <= tol else '>'} tol {tol:g} after "
@@ -641,8 +665,8 @@ def _minimize(
         value=problem.objective,
         grad_max=grad_max,
         n_iter=int(min(iteration, max_iter)),
-        converged=grad_max <= tol,
-        message="gradient below tol" if grad_max <= tol else message,
+        converged=converged,
+        message="gradient below tol" if converged else message,
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 from scipy.special import softmax
-from sklearn.datasets import load_wine, make_classification
+from sklearn.datasets import load_breast_cancer, load_wine, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -233,6 +233,32 @@ def test_a_default_fit_near_separation_stops_near_the_optimum(solver, seed, n, C
     assert gap <= 1e-4 * f_star
 
 
+def test_max_iter_ending_a_fit_whose_objective_still_falls_warns():
+    # Near separation with a weak penalty, lbfgs's gradient met tol long
+    # before its objective stopped falling: at max_iter it reported
+    # convergence 0.1 above the optimum's objective, without a warning.
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    ones = np.ones(y.shape[0])
+    reference = SoftmaxClassifier(C=1e6, solver="newton-cg", **TIGHT).fit(X, y)
+    f_star = objective(X, y, reference.coef_, reference.intercept_, ones, 1e6)
+    with pytest.warns(ConvergenceWarning, match="within tol.*still falling"):
+        clf = SoftmaxClassifier(C=1e6, max_iter=1000).fit(X, y)
+    gap = objective(X, y, clf.coef_, clf.intercept_, ones, 1e6) - f_star
+    assert gap > 1e-2 * f_star
+
+
+def test_a_step_lbfgs_does_not_take_ends_its_fit():
+    # L-BFGS-B reports an unmoved iterate where its line search found
+    # nothing; a first-order fit has no Hessian products to judge it by.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 4))
+    X[:, 0] += 40 * np.sign(X[:, 0])
+    y = (X[:, 0] > 0).astype(int)
+    clf = SoftmaxClassifier(C=1e12).fit(X.astype(np.float32), y)
+    assert np.all(np.isfinite(clf.coef_))
+
+
 @pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
 def test_a_loose_tol_still_stops_near_the_optimum_on_rare_features(solver):
     # 0.5% non-zeros: most gradient entries are small however far off their
@@ -308,6 +334,17 @@ def test_warm_start_resumes_from_the_previous_solution(iris, solver):
     cold = SoftmaxClassifier(solver=solver, tol=1e-6).fit(X, y)
     cold.fit(X, y)
     assert cold.n_iter_ > 5
+
+
+def test_a_float32_warm_start_at_the_optimum_ends_at_once(iris):
+    # In float32 the gain that trust-ncg's rejected steps promise there is
+    # below the evaluation's rounding, not float64's: refits took 21 steps.
+    X, y = iris
+    X = X.astype(np.float32)
+    clf = SoftmaxClassifier(solver="newton-cg", C=1e4, warm_start=True).fit(X, y)
+    for _ in range(2):
+        clf.fit(X, y)
+        assert clf.n_iter_ <= 3
 
 
 def test_pipeline_and_grid_search(iris):

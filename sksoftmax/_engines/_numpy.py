@@ -386,7 +386,7 @@ class NumPyEngine(ParameterLayout):
         took 8.0 ms for its value and ten products in one group and 6.3 ms
         in two, on two cores; the float32 fit's (one block of 4465 rows)
         took 3.8 ms in one and 4.0 ms cut in two. Its scratch is lent (see
-        :meth:`_lend_scratch`), so the groups cost no memory.
+        :meth:`_lend_scratch`).
         """
         n_groups = min(n_groups, len(self._blocks))
         per_group = -(-len(self._blocks) // n_groups)
@@ -430,15 +430,18 @@ class NumPyEngine(ParameterLayout):
         engine's evaluations; its own scratch would add a tenth of a float32
         fit's n x K budget. Only where this engine's buffers are large enough.
         """
-        # One per group: as many as this engine's evaluations may use.
+        needed = engine._blocks[0][0].stop * engine.n_classes * engine.dtype.itemsize
+        if self._blocks[0][0].stop * self.n_classes * self.dtype.itemsize < needed:
+            return
+        # One per group of the sample, which has at most this engine's groups:
+        # as many as this engine's own evaluations make when they run in
+        # threads.
         while len(self._scratch) < engine._n_groups:
             self._scratch.append(self._new_scratch())
-        needed = engine._blocks[0][0].stop * engine.n_classes * engine.dtype.itemsize
-        if self._scratch[0][0].nbytes >= needed:
-            engine._scratch = [
-                tuple(buffer.view(engine.dtype) for buffer in scratch)
-                for scratch in self._scratch[: engine._n_groups]
-            ]
+        engine._scratch = [
+            tuple(buffer.view(engine.dtype) for buffer in scratch)
+            for scratch in self._scratch[: engine._n_groups]
+        ]
 
     def _logits_into(self, X, W, b, n_rows, worker):
         """Thread ``worker``'s K x n_rows scratch filled with ``(X W + b)^T``."""
