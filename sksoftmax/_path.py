@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ._engines import TrainingData, training_data
+from ._engines import TrainingData, dtype_name, training_data
 from ._penalty import ElasticNet
 from ._separation import PerfectSeparationWarning
 from ._solvers import SOLVERS, SolverResult, check_solver, solve
@@ -82,7 +82,7 @@ def fit_path(
                 raise ValueError(
                     f"The fit at C={Cs[i]:g} reached non-finite coefficients: the "
                     "features, sample weights or C are beyond what "
-                    f"{_dtype_name(data.engine.dtype)} arithmetic can fit. Rescale "
+                    f"{dtype_name(data.engine.dtype)} arithmetic can fit. Rescale "
                     "the features or the weights."
                 )
             if not result.converged:
@@ -112,14 +112,9 @@ def fit_path(
 _FLOAT32_MIN_SCALE = 1e-36
 
 
-def _dtype_name(dtype):
-    """``"float32"`` or ``"float64"`` for a dtype of any array library."""
-    return str(dtype).rsplit(".", 1)[-1]
-
-
 def _check_float32_scale(engine):
     """Refuse float32 features too small for their coefficients to be float32."""
-    if _dtype_name(engine.dtype) != "float32":
+    if dtype_name(engine.dtype) != "float32":
         return
     _, std = engine.column_moments()
     tiny = np.flatnonzero((std > 0) & (std < _FLOAT32_MIN_SCALE))
@@ -143,7 +138,7 @@ def _advice(result, max_iter, tol, dtype):
             "Increase max_iter, scale the features (e.g. with StandardScaler), "
             "or loosen tol."
         )
-    name = _dtype_name(dtype)
+    name = dtype_name(dtype)
     return (
         f"The objective stopped decreasing at {name} precision, so more "
         f"iterations cannot help: tol={tol:g} is below what this problem allows "

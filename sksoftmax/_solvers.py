@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult, minimize
 from scipy.sparse.linalg import LinearOperator, cg
 
-from ._engines import LossEngine
+from ._engines import LossEngine, epsilon
 from ._penalty import ElasticNet
 
 
@@ -316,7 +316,7 @@ class _SampledCurvature(_Preconditioned):
         evaluations keep the probabilities for exact products (one more
         ``n x K`` array) and the sample is dropped.
         """
-        resolution = np.sqrt(np.finfo(self.engine.dtype).eps)
+        resolution = np.sqrt(epsilon(self.engine.dtype))
         if self.exact or gain <= resolution * max(1.0, abs(self.objective)):
             return
         sampled = float(step @ self.hessp(params_std, step))
@@ -603,7 +603,7 @@ def _minimize(
         objective = abs(problem.objective)
         rounding = max(
             _ROUNDING * max(1.0, objective),
-            16 * np.finfo(problem.engine.dtype).eps * objective,
+            16 * epsilon(problem.engine.dtype) * objective,
         )
         return problem.steepest_gain(x) <= rounding
 

@@ -13,13 +13,15 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._array_api import move_to
 
 from .._validation import effective_weights, encode_labels, is_dask_array
-from ._base import LossEngine, ParameterLayout, TrainingData
+from ._base import LossEngine, ParameterLayout, TrainingData, dtype_name, epsilon
 from ._numpy import NumPyEngine
 
 __all__ = [
     "LossEngine",
     "ParameterLayout",
     "TrainingData",
+    "dtype_name",
+    "epsilon",
     "make_engine",
     "training_data",
 ]

@@ -21,6 +21,16 @@ from typing import Any, Protocol
 import numpy as np
 
 
+def dtype_name(dtype) -> str:
+    """``"float32"`` or ``"float64"`` for an engine's dtype, of any array library."""
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def epsilon(dtype) -> float:
+    """The machine epsilon of an engine's dtype, of any array library."""
+    return float(np.finfo(dtype_name(dtype)).eps)
+
+
 class LossEngine(Protocol):
     r"""The unpenalized weighted mean cross-entropy on fixed data.
 
