@@ -440,7 +440,7 @@ class _GapEstimate:
             return 0.0
         decreases = list(self._decreases)[-2 * window :]
         before, last = sum(decreases[:window]), sum(decreases[window:])
-        if last <= _ROUNDING * max(1.0, abs(self._last[2])):
+        if last <= _rounding(self._last[2]):
             return 0.0
         if not 0.0 < last < before:
             return np.inf
@@ -525,6 +525,11 @@ _MAX_RESTARTS = 20
 _ROUNDING = 16 * np.finfo(np.float64).eps
 
 
+def _rounding(value):
+    """The rounding of an objective of ``value``: relative, or absolute below 1."""
+    return _ROUNDING * max(1.0, abs(value))
+
+
 def _minimize(
     problem, params0, *, method, tol, max_iter, verbose, tag, options, gap=None
 ):
@@ -600,10 +605,9 @@ def _minimize(
         # unmoved iterate only where its line search found nothing.
         if not problem.second_order:
             return True
-        objective = abs(problem.objective)
+        objective = problem.objective
         rounding = max(
-            _ROUNDING * max(1.0, objective),
-            16 * epsilon(problem.engine.dtype) * objective,
+            _rounding(objective), 16 * epsilon(problem.engine.dtype) * abs(objective)
         )
         return problem.steepest_gain(x) <= rounding
 
@@ -632,7 +636,7 @@ def _minimize(
             break
         # A restart is worth another only if it lowered the objective by more
         # than rounding: beyond that it drifts along directions it cannot see.
-        if previous - problem.objective <= _ROUNDING * max(1.0, abs(previous)):
+        if previous - problem.objective <= _rounding(previous):
             break
         previous = problem.objective
         if "ftol" in options:
@@ -744,10 +748,7 @@ def _newton_polish(problem, tol):
         # step may shrink a gradient made of rounding while cancellation
         # ruins the model: the objective must not rise beyond rounding.
         trial_value = second.objective
-        if not (
-            trial_best < best
-            and trial_value <= value + _ROUNDING * max(1.0, abs(value))
-        ):
+        if not (trial_best < best and trial_value <= value + _rounding(value)):
             break
         x, grad, best, value = trial, trial_grad, trial_best, trial_value
         if best <= tol:
@@ -876,7 +877,7 @@ def _sampled_newton(
                 break
             # Near the optimum the objective changes by less than its
             # rounding; a step that shrinks the gradient is progress there.
-            if abs(change) <= _ROUNDING * max(1.0, abs(value)) and np.sum(
+            if abs(change) <= _rounding(value) and np.sum(
                 np.abs(jac(trial, *args))
             ) < np.sum(np.abs(grad)):
                 break

@@ -408,9 +408,13 @@ class NumPyEngine(ParameterLayout):
         target += self._offsets[: rows.stop - rows.start]
         return target
 
+    def _block_size(self):
+        """Entries of the largest block's K x n_rows logits."""
+        return self._blocks[0][0].stop * self.n_classes
+
     def _new_scratch(self):
         """Flat buffers for one block's K x n_rows logits and n_rows x K product."""
-        size = self._blocks[0][0].stop * self.n_classes
+        size = self._block_size()
         return np.empty(size, dtype=self.dtype), np.empty(size, dtype=self.dtype)
 
     def _buffers(self, worker, n_rows):
@@ -430,8 +434,8 @@ class NumPyEngine(ParameterLayout):
         engine's evaluations; its own scratch would add a tenth of a float32
         fit's n x K budget. Only where this engine's buffers are large enough.
         """
-        needed = engine._blocks[0][0].stop * engine.n_classes * engine.dtype.itemsize
-        if self._blocks[0][0].stop * self.n_classes * self.dtype.itemsize < needed:
+        needed = engine._block_size() * engine.dtype.itemsize
+        if self._block_size() * self.dtype.itemsize < needed:
             return
         # One per group of the sample, which has at most this engine's groups:
         # as many as this engine's own evaluations make when they run in
