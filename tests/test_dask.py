@@ -704,3 +704,25 @@ def test_a_chunk_pickles_at_its_size_and_works_after():
     np.testing.assert_allclose(copy_grad, grad, rtol=1e-13, atol=1e-15)
     empty = pickle.loads(pickle.dumps(_Chunk(X[:5], y[:5], np.zeros(5), 3, True)))
     assert empty.engine is None and empty.weight_sum == 0.0
+
+
+def test_constant_columns_pool_to_a_spread_of_zero_over_many_chunks(client):
+    # Chunk means rounded one unit apart pooled into a spread of one unit
+    # of rounding, which the preconditioner would have scaled up as a
+    # feature.
+    from sksoftmax._engines import make_engine
+
+    rng = np.random.default_rng(3)
+    n = 101
+    X = np.column_stack(
+        [np.full(n, 0.1), np.ones(n), np.full(n, 1 / 3), rng.normal(size=n)]
+    )
+    y = np.arange(n) % 3
+    weights = rng.uniform(0.0, 2.0, size=n)
+    X_in, y_in, weights_in = _chunked(X, y, weights, rows=7)
+    mean, std = make_engine(X_in, y_in, 3, weights_in, True).column_moments()
+    np.testing.assert_array_equal(mean[:3], X[0, :3])
+    np.testing.assert_array_equal(std[:3], 0.0)
+    np.testing.assert_allclose(
+        std[3], np.sqrt(np.cov(X[:, 3], aweights=weights, ddof=0))
+    )

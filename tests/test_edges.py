@@ -18,6 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from sksoftmax import SoftmaxClassifier, SoftmaxClassifierCV, softmax_path
+from sksoftmax._engines import make_engine
+from sksoftmax._penalty import ElasticNet
 from sksoftmax._solvers import (
     _MAX_POLISH_PRODUCTS,
     _MAX_POLISH_STEPS,
@@ -738,3 +740,30 @@ def test_a_tol_below_float32_resolution_warns_without_endless_newton_steps(
     assert clf.coef_.dtype == np.float32
     assert 0 < len(products) <= _MAX_POLISH_STEPS * _MAX_POLISH_PRODUCTS
     assert _MAX_POLISH_PRODUCTS < 4 * clf.coef_.size
+
+
+@pytest.mark.parametrize(
+    "dtype, offset, centred",
+    [
+        (np.float64, 1e9, True),
+        (np.float64, 1e17, False),
+        (np.float32, 1e6, True),
+        (np.float32, 3e7, False),
+    ],
+)
+def test_a_column_is_centred_unless_its_spread_is_within_its_rounding(
+    dtype, offset, centred
+):
+    # Unit noise on 1e9 is 4.5e6 units of float64 rounding, on 1e17 none;
+    # on 1e6 in float32 it is 8 units, on 3e7 a third of one, where
+    # centring buries the feature under the logits' rounding. The old
+    # threshold, a fixed 1e-8 of the root mean square, got both middle
+    # cases wrong.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 2))
+    X[:, 0] += offset
+    X = X.astype(dtype)
+    engine = make_engine(X, np.arange(5000) % 3, 3, np.ones(5000), True)
+    problem = _Preconditioned(engine, ElasticNet())
+    assert (problem.mean[0] != 0.0) == centred
+    assert problem.mean[1] != 0.0

@@ -226,3 +226,41 @@ def test_column_moments_hold_for_any_column_across_many_blocks(monkeypatch, dtyp
     np.testing.assert_allclose(std[~constant], expected_std[~constant], rtol=1e-13)
     np.testing.assert_array_equal(std[constant], 0.0)
     np.testing.assert_array_equal(X, before)
+
+
+def test_every_engine_keeps_the_spread_of_columns_far_from_zero(engine_input):
+    # Columns of 1e9 or 1e12 plus unit noise must keep their spread, and
+    # columns whose values are all equal must come out with a spread far
+    # below the rounding of their mean: the preconditioner centres the
+    # first and leaves the second alone, and either mistake wrecks the fit.
+    # Sparse X computed E[x^2] - mean^2, which returned a spread of 1e-8
+    # for a stored column of ones.
+    rng = np.random.default_rng(3)
+    n = 101
+    noise = rng.standard_normal(n)
+    X = np.column_stack(
+        [
+            np.full(n, 0.1),
+            np.ones(n),
+            np.full(n, 1 / 3),
+            np.full(n, 0.7),
+            np.full(n, -1e5 / 7),
+            1e9 + noise,
+            1e12 + noise,
+            np.where(noise > 0.5, 1e9, 0.0),
+            noise,
+        ]
+    )
+    y = np.arange(n) % N_CLASSES
+    weights = rng.uniform(0.0, 2.0, size=n)
+    weights[:5] = 0.0
+    X_in, y_in, weights_in = engine_input(X, y, weights)
+    mean, std = make_engine(X_in, y_in, N_CLASSES, weights_in, True).column_moments()
+    expected_mean, expected_std = _exact_moments(X, weights)
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-14)
+    # Dask pools its chunks' means, each rounded to float64 near 1e12.
+    error = np.abs(std[5:] - expected_std[5:])
+    assert np.all(error <= 1e-12 * expected_std[5:] + 16 * eps * np.abs(mean[5:]))
+    np.testing.assert_array_equal(mean[:5], X[0, :5])
+    assert np.all(std[:5] <= 1e-3 * eps * np.abs(mean[:5]))

@@ -67,6 +67,9 @@ def _f32(X):
         (lambda X: np.c_[X, np.full(len(X), 1e12)], 1e-5),
         (lambda X: np.c_[X, np.zeros(len(X))], 1e-5),
         (lambda X: np.c_[X, X, X[:, :1]], 1e-5),
+        (lambda X: X + [1e9, 0.0, 0.0, 0.0], 1e-4),
+        (lambda X: sparse.csr_matrix(X + [1e9, 0.0, 0.0, 0.0]), 1e-4),
+        (lambda X: sparse.csr_matrix(np.c_[X, np.full(len(X), 7.0)]), 1e-5),
     ],
     ids=[
         "x1e12",
@@ -79,6 +82,9 @@ def _f32(X):
         "constant-1e12-column",
         "zero-column",
         "duplicated-columns",
+        "column-at-1e9",
+        "sparse-column-at-1e9",
+        "sparse-constant-column",
     ],
 )
 def test_extreme_features_give_the_same_unpenalized_probabilities(

@@ -128,8 +128,20 @@ class ArrayAPIEngine(ParameterLayout):
         for X, _ in blocks():
             magnitude = xp.maximum(magnitude, xp.max(xp.abs(X), axis=0))
         magnitude = xp.where(magnitude > 0, magnitude, xp.ones_like(magnitude))
-        mean = sum(xp.sum(X / magnitude * w, axis=0) for X, w in blocks())
-        var = sum(xp.sum((X / magnitude - mean) ** 2 * w, axis=0) for X, w in blocks())
+        # The weights add up to one only within their dtype's rounding.
+        total = xp.sum(weights)
+        mean = sum(xp.sum(X / magnitude * w, axis=0) for X, w in blocks()) / total
+        # The deviations' own sum corrects the mean's rounding (the corrected
+        # two-pass formula): a column whose values are all equal gets exactly
+        # that value as its mean and a spread far below its rounding.
+        squares, deviations = 0.0, 0.0
+        for X, w in blocks():
+            deviation = X / magnitude - mean
+            squares = squares + xp.sum(deviation**2 * w, axis=0)
+            deviations = deviations + xp.sum(deviation * w, axis=0)
+        var = xp.maximum(squares - deviations**2 / total, xp.zeros_like(squares))
+        var = var / total
+        mean = mean + deviations / total
         return _to_host(mean * magnitude), _to_host(xp.sqrt(var) * magnitude)
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:

@@ -108,9 +108,12 @@ class LossEngine(Protocol):
     def column_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and standard deviation of each column of ``X``, float64.
 
-        To float64 rounding of each column's spread for any finite feature
-        values, 1e-300 and 1e300 included, where squares overflow or
-        underflow: the preconditioner needs them for any data.
+        For any finite feature values, 1e-300 and 1e300 included, where
+        squares overflow or underflow: the preconditioner needs them for any
+        data. The spread is exact to float64's rounding of the mean, not of
+        the squares (a column of 1e9 plus unit noise keeps its spread), and a
+        column whose weighted values are all equal gets that value as its
+        mean and a spread far below its rounding.
         """
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:

@@ -673,17 +673,20 @@ class DaskEngine(ParameterLayout):
 
         The chunks' moments (``n_features`` floats each) are pooled on the
         client, on the scale of the largest deviation so that no square
-        overflows or underflows.
+        overflows or underflows. Chunk means are pooled as deviations from
+        the first one's: a column whose values are all equal then keeps
+        exactly that value as its mean and a spread of zero.
         """
         moments = [
             part
             for part in dask.compute(*self._calls(_chunk_moments))
             if part is not None
         ]
-        fractions = np.array([part[0] for part in moments]) / self.weight_sum
+        fractions = np.array([part[0] for part in moments])
+        fractions /= fractions.sum()
         means = np.array([part[1] for part in moments])
         stds = np.array([part[2] for part in moments])
-        mean = fractions @ means
+        mean = means[0] + fractions @ (means - means[0])
         spread = np.maximum(stds.max(axis=0), np.abs(means - mean).max(axis=0))
         spread = np.where(spread > 0, spread, 1.0)
         pooled = fractions @ ((stds / spread) ** 2 + ((means - mean) / spread) ** 2)

@@ -25,6 +25,7 @@ from scipy import sparse
 from .._separation import separates
 from .._symmetric import add_gram, empty_square, mirror_upper
 from .._threads import blas_threads
+from .._validation import canonical_sparse
 from ._base import ParameterLayout
 
 # Bytes of one block of logits, well inside L2 caches: at 100k x 100 x 10,
@@ -94,10 +95,7 @@ def _kron_rows(design, factors):
 
 
 def _scaled_float64(block, scale, rescale):
-    """``block`` in float64, its columns divided by ``scale`` when ``rescale``."""
-    if sparse.issparse(block):
-        block = block.astype(np.float64)
-        return block @ sparse.diags(1.0 / scale) if rescale else block
+    """Dense ``block`` in float64, its columns divided by ``scale`` when ``rescale``."""
     if rescale:
         return block / scale
     return block.astype(np.float64, copy=False)
@@ -186,7 +184,7 @@ class NumPyEngine(ParameterLayout):
         # BlasThreads.block_workers).
         blas_threads.block_workers(self._n_groups)
         if sparse.issparse(self.X):
-            return self._scaled_moments(None)
+            return self._sparse_moments()
         mean, std = self._centred_moments()
         # Squares of deviations beyond 1e154 overflow and those below 1e-154
         # underflow; a spread of _LEAST_SPREAD or more makes the latter
@@ -198,6 +196,10 @@ class NumPyEngine(ParameterLayout):
             mean[redo], std[redo] = self._scaled_moments(redo)
         return mean, std
 
+    def _first_weighted_row(self):
+        """The first row of dense X whose weight is positive."""
+        return self.X[np.flatnonzero(self.weights > 0)[0]]
+
     def _centred_moments(self):
         """Moments of dense X in one pass: each block centred on its own mean.
 
@@ -205,20 +207,21 @@ class NumPyEngine(ParameterLayout):
         pairwise update of Chan, Golub and LeVeque), so a column far from
         zero keeps its spread without a second pass over X, which costs a
         third of an evaluation. The values are first shifted by the first
-        weighted block's mean: the block means are then of the order of the
-        spread, and so is their rounding, however large the offset.
+        weighted row: the block means are then of the order of the spread,
+        and so is their rounding, however large the offset; and a column
+        whose weighted values are all equal gets exactly that value as its
+        mean and a spread of zero.
         """
         d = self.n_features
         n_rows = self._copy_rows(d)
-        total, mean, squares, origin = 0.0, np.zeros(d), np.zeros(d), None
+        total, mean, squares = 0.0, np.zeros(d), np.zeros(d)
+        origin = self._first_weighted_row().astype(np.float64)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             for rows, block in _row_slices(self.X, n_rows):
                 weights = self.weights[rows].astype(np.float64)
                 block_total = weights.sum()
                 if block_total <= 0.0:
                     continue
-                if origin is None:
-                    origin = (weights @ block.astype(np.float64)) / block_total
                 centred = np.subtract(block, origin, dtype=np.float64)
                 block_mean = (weights @ centred) / block_total
                 centred -= block_mean
@@ -230,65 +233,105 @@ class NumPyEngine(ParameterLayout):
                 total = merged
             return origin + mean, np.sqrt(squares / total)
 
+    def _sparse_moments(self):
+        """Moments of sparse X from its stored entries, in two passes.
+
+        ``E[x^2] - mean^2`` would lose the spread of a column far from zero
+        to cancellation: a stored column of ones came out with a spread of
+        1e-8 of its mean, a column of 1e9 plus unit noise with none. Here
+        each stored entry is centred on the first pass's mean, the implicit
+        zeros add ``(0 - mean)`` each, and the sum of all the deviations
+        corrects the mean's own rounding (the corrected two-pass formula), so
+        a column whose values are all equal gets exactly that value as its
+        mean and a spread far below its rounding. The sums are products
+        with a matrix of X's pattern whose one float64 array of entries is
+        rewritten in place for each.
+        """
+        X = canonical_sparse(self.X)
+        entries = sparse.csr_matrix(
+            (X.data.astype(np.float64), X.indices, X.indptr), shape=X.shape
+        )
+        values = entries.data
+        scale = np.ones(self.n_features)
+        magnitudes = np.abs(values)
+        if magnitudes.size and not (
+            magnitudes.min() >= 1e-150 and magnitudes.max() < 1e150
+        ):
+            # Columns near the float limits are divided by their largest
+            # magnitude, so that squares neither overflow nor underflow.
+            magnitude = abs(X).max(axis=0).toarray().ravel().astype(np.float64)
+            outside = (magnitude > 0.0) & ~((magnitude > 1e-150) & (magnitude < 1e150))
+            scale[outside] = magnitude[outside]
+            values /= scale[X.indices]
+        del magnitudes
+        weights = self.weights.astype(np.float64)
+        total = weights.sum()
+
+        def column_sums(row_weights=weights):
+            return entries.T @ row_weights
+
+        mean = column_sums() / total
+        values -= mean[X.indices]
+        deviations = column_sums()
+        np.square(values, out=values)
+        squares = column_sums()
+        values[:] = 1.0
+        stored_weight = column_sums()
+        stored_rows = column_sums((weights > 0.0).astype(np.float64))
+        # A column stored in every weighted row has no implicit zeros: its
+        # weight total - stored_weight is rounding, not weight.
+        zero_weight = np.where(
+            stored_rows == np.count_nonzero(weights > 0.0),
+            0.0,
+            np.maximum(total - stored_weight, 0.0),
+        )
+        squares += zero_weight * mean**2
+        deviations -= zero_weight * mean
+        var = np.maximum(squares - deviations**2 / total, 0.0) / total
+        return (mean + deviations / total) * scale, np.sqrt(var) * scale
+
     def _scaled_moments(self, columns):
-        """Moments of ``X[:, columns]`` (all columns when None) on scaled values.
+        """Moments of the dense ``X[:, columns]`` on scaled values.
 
         Three passes: each column's largest magnitude, then the mean and the
         centred squares of the columns divided by it where their squares
         would leave the float range.
         """
         X = self.X
-        if sparse.issparse(X):
-            magnitude = abs(X).max(axis=0).toarray().ravel()
+        # Small blocks, made as each pass needs them: each is a float64
+        # copy, and a fit's peak memory is bounded by its n x K logits.
+        n_rows = self._copy_rows(columns.size)
 
-            def blocks():
-                # One block: many small sparse products cost far more than one.
-                return _row_slices(X, max(1, X.shape[0]))
+        def blocks():
+            for rows, block in _row_slices(X, n_rows):
+                yield rows, block[:, columns]
 
-        else:
-            # Small blocks, made as each pass needs them: each is a float64
-            # copy, and a fit's peak memory is bounded by its n x K logits.
-            n_rows = self._copy_rows(columns.size)
-
-            def blocks():
-                for rows, block in _row_slices(X, n_rows):
-                    yield rows, block[:, columns]
-
-            magnitude = np.zeros(columns.size, dtype=X.dtype)
-            for _, block in blocks():
-                np.maximum(magnitude, abs(block).max(axis=0), out=magnitude)
+        magnitude = np.zeros(columns.size, dtype=X.dtype)
+        for _, block in blocks():
+            np.maximum(magnitude, abs(block).max(axis=0), out=magnitude)
         magnitude = magnitude.astype(np.float64)
         scale = np.where((magnitude > 1e-150) & (magnitude < 1e150), 1.0, magnitude)
         scale[magnitude == 0.0] = 1.0
         rescale = bool(np.any(scale != 1.0))
-        # Dense values are shifted by the first row, so that a constant
-        # column's spread is exactly zero; and divided by the weights'
-        # float64 sum: in float32 they add up to one only within its rounding.
+        # Values are shifted by the first weighted row, so that a constant
+        # column's spread is exactly zero; and divided by the weights' float64
+        # sum: in float32 they add up to one only within its rounding.
         total, mean = 0.0, np.zeros(magnitude.size)
-        origin = 0.0 if sparse.issparse(X) else X[0, columns] / scale
+        origin = self._first_weighted_row()[columns] / scale
         for rows, block in blocks():
             weights = self.weights[rows].astype(np.float64)
-            scaled = _scaled_float64(block, scale, rescale)
-            if not sparse.issparse(scaled):
-                scaled = scaled - origin
-            mean += np.asarray(scaled.T @ weights).ravel()
+            scaled = _scaled_float64(block, scale, rescale) - origin
+            mean += scaled.T @ weights
             total += weights.sum()
         mean = origin + mean / total
-        # Centred in a second pass for dense X, so that a column far from zero
-        # (or constant) keeps its spread; sparse X cannot be centred in place.
+        # Centred in a second pass, so that a column far from zero (or
+        # constant) keeps its spread.
         var = np.zeros(magnitude.size)
         for rows, block in blocks():
             weights = self.weights[rows].astype(np.float64)
-            scaled = _scaled_float64(block, scale, rescale)
-            if sparse.issparse(scaled):
-                var += scaled.power(2).T @ weights
-            else:
-                centred = scaled - mean
-                var += np.einsum("ij,ij,i->j", centred, centred, weights)
-        var /= total
-        if sparse.issparse(X):
-            var -= mean**2
-        std = np.sqrt(np.maximum(var, 0.0))
+            centred = _scaled_float64(block, scale, rescale) - mean
+            var += np.einsum("ij,ij,i->j", centred, centred, weights)
+        std = np.sqrt(np.maximum(var / total, 0.0))
         return mean * scale, std * scale
 
     def curvature_sample(self, n_rows, fewest, mean, scale):
