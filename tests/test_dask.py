@@ -709,7 +709,8 @@ def test_a_chunk_pickles_at_its_size_and_works_after():
 def test_constant_columns_pool_to_a_spread_of_zero_over_many_chunks(client):
     # Chunk means rounded one unit apart pooled into a spread of one unit
     # of rounding, which the preconditioner would have scaled up as a
-    # feature.
+    # feature. The first chunk, of negligible weight and far off in the last
+    # column, must not serve as the origin of the pooling.
     from sksoftmax._engines import make_engine
 
     rng = np.random.default_rng(3)
@@ -719,10 +720,12 @@ def test_constant_columns_pool_to_a_spread_of_zero_over_many_chunks(client):
     )
     y = np.arange(n) % 3
     weights = rng.uniform(0.0, 2.0, size=n)
+    X[:7, 3], weights[:7] = 1e17, 1e-300
     X_in, y_in, weights_in = _chunked(X, y, weights, rows=7)
     mean, std = make_engine(X_in, y_in, 3, weights_in, True).column_moments()
     np.testing.assert_array_equal(mean[:3], X[0, :3])
     np.testing.assert_array_equal(std[:3], 0.0)
+    np.testing.assert_allclose(mean[3], np.average(X[:, 3], weights=weights))
     np.testing.assert_allclose(
         std[3], np.sqrt(np.cov(X[:, 3], aweights=weights, ddof=0))
     )

@@ -746,19 +746,20 @@ def test_a_tol_below_float32_resolution_warns_without_endless_newton_steps(
     "dtype, offset, centred",
     [
         (np.float64, 1e9, True),
-        (np.float64, 1e17, False),
+        (np.float64, 1e15, True),
+        (np.float64, 3e15, False),
         (np.float32, 1e6, True),
-        (np.float32, 3e7, False),
+        (np.float32, 1e7, False),
     ],
 )
 def test_a_column_is_centred_unless_its_spread_is_within_its_rounding(
     dtype, offset, centred
 ):
-    # Unit noise on 1e9 is 4.5e6 units of float64 rounding, on 1e17 none;
-    # on 1e6 in float32 it is 8 units, on 3e7 a third of one, where
-    # centring buries the feature under the logits' rounding. The old
-    # threshold, a fixed 1e-8 of the root mean square, got both middle
-    # cases wrong.
+    # Unit noise on 1e9 is 4.5e6 units of float64 rounding (eps * rms), on
+    # 1e15 4.5 and on 3e15 1.5; on 1e6 in float32 it is 8 units, on 1e7
+    # 0.9, where centring loses more to the logits' rounding than the
+    # feature brings. The old threshold, a fixed 1e-8 of the root mean
+    # square, scaled the first two as they are and centred the last.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(5000, 2))
     X[:, 0] += offset

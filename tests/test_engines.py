@@ -166,6 +166,22 @@ def _exact_moments(X, weights):
     return np.array(means), np.array(stds)
 
 
+def test_sparse_moments_read_only_the_stored_entries():
+    # A CSR matrix may hold spare room past its last entry; the moments
+    # must read the entries that its index pointer covers.
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(40, 3))
+    X = sparse.csr_matrix(dense)
+    X.data = np.r_[X.data, np.full(10, 7.0)]
+    X.indices = np.r_[X.indices, np.zeros(10, dtype=X.indices.dtype)]
+    y = np.arange(40) % N_CLASSES
+    weights = rng.uniform(0.5, 1.5, size=40)
+    mean, std = make_engine(X, y, N_CLASSES, weights, True).column_moments()
+    expected_mean, expected_std = _exact_moments(dense, weights)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-13)
+    np.testing.assert_allclose(std, expected_std, rtol=1e-13)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_column_moments_hold_for_any_column_across_many_blocks(monkeypatch, dtype):
     # One pass merges the blocks' centred sums; only columns whose squares
@@ -234,7 +250,9 @@ def test_every_engine_keeps_the_spread_of_columns_far_from_zero(engine_input):
     # below the rounding of their mean: the preconditioner centres the
     # first and leaves the second alone, and either mistake wrecks the fit.
     # Sparse X computed E[x^2] - mean^2, which returned a spread of 1e-8
-    # for a stored column of ones.
+    # for a stored column of ones. A row of negligible weight far off (the
+    # last column) must not disturb them either: centred on it, the dense
+    # moments of that column came out as 96 and 96.
     rng = np.random.default_rng(3)
     n = 101
     noise = rng.standard_normal(n)
@@ -249,11 +267,13 @@ def test_every_engine_keeps_the_spread_of_columns_far_from_zero(engine_input):
             1e12 + noise,
             np.where(noise > 0.5, 1e9, 0.0),
             noise,
+            np.r_[np.zeros(5), 1e17, noise[6:]],
         ]
     )
     y = np.arange(n) % N_CLASSES
     weights = rng.uniform(0.0, 2.0, size=n)
     weights[:5] = 0.0
+    weights[5] = 1e-300
     X_in, y_in, weights_in = engine_input(X, y, weights)
     mean, std = make_engine(X_in, y_in, N_CLASSES, weights_in, True).column_moments()
     expected_mean, expected_std = _exact_moments(X, weights)

@@ -132,8 +132,8 @@ class ArrayAPIEngine(ParameterLayout):
         total = xp.sum(weights)
         mean = sum(xp.sum(X / magnitude * w, axis=0) for X, w in blocks()) / total
         # The deviations' own sum corrects the mean's rounding (the corrected
-        # two-pass formula): a column whose values are all equal gets exactly
-        # that value as its mean and a spread far below its rounding.
+        # two-pass formula): a column whose values are all equal gets a
+        # spread far below the rounding of its mean.
         squares, deviations = 0.0, 0.0
         for X, w in blocks():
             deviation = X / magnitude - mean

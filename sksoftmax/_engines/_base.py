@@ -112,8 +112,8 @@ class LossEngine(Protocol):
         squares overflow or underflow: the preconditioner needs them for any
         data. The spread is exact to float64's rounding of the mean, not of
         the squares (a column of 1e9 plus unit noise keeps its spread), and a
-        column whose weighted values are all equal gets that value as its
-        mean and a spread far below its rounding.
+        column whose weighted values are all equal gets a spread far below
+        the rounding of its mean.
         """
 
     def separates(self, W: np.ndarray, b: np.ndarray) -> bool:

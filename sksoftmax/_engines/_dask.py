@@ -674,8 +674,9 @@ class DaskEngine(ParameterLayout):
         The chunks' moments (``n_features`` floats each) are pooled on the
         client, on the scale of the largest deviation so that no square
         overflows or underflows. Chunk means are pooled as deviations from
-        the first one's: a column whose values are all equal then keeps
-        exactly that value as its mean and a spread of zero.
+        the heaviest chunk's (see NumPyEngine._heaviest_row): where every
+        chunk gives a column the same mean, the pool keeps it, with a spread
+        of zero.
         """
         moments = [
             part
@@ -686,7 +687,11 @@ class DaskEngine(ParameterLayout):
         fractions /= fractions.sum()
         means = np.array([part[1] for part in moments])
         stds = np.array([part[2] for part in moments])
-        mean = means[0] + fractions @ (means - means[0])
+        origin = means[np.argmax(fractions)]
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = origin + fractions @ (means - origin)
+        # Means of opposite signs near the float limit overflow apart.
+        mean = np.where(np.isfinite(mean), mean, fractions @ means)
         spread = np.maximum(stds.max(axis=0), np.abs(means - mean).max(axis=0))
         spread = np.where(spread > 0, spread, 1.0)
         pooled = fractions @ ((stds / spread) ** 2 + ((means - mean) / spread) ** 2)

@@ -196,9 +196,16 @@ class NumPyEngine(ParameterLayout):
             mean[redo], std[redo] = self._scaled_moments(redo)
         return mean, std
 
-    def _first_weighted_row(self):
-        """The first row of dense X whose weight is positive."""
-        return self.X[np.flatnonzero(self.weights > 0)[0]]
+    def _heaviest_row(self):
+        """The row of dense X with the largest weight.
+
+        As the origin of the moments: a row with a weight of 1 / n or more
+        lies within sqrt(n) spreads of the mean, so centring on it rounds
+        as centring on the mean would. A row of negligible weight may lie
+        anywhere (1e17 among unit values), and values centred on it lose
+        their spread to its rounding.
+        """
+        return self.X[int(np.argmax(self.weights))]
 
     def _centred_moments(self):
         """Moments of dense X in one pass: each block centred on its own mean.
@@ -206,8 +213,8 @@ class NumPyEngine(ParameterLayout):
         The blocks' sums of squared deviations are merged exactly (the
         pairwise update of Chan, Golub and LeVeque), so a column far from
         zero keeps its spread without a second pass over X, which costs a
-        third of an evaluation. The values are first shifted by the first
-        weighted row: the block means are then of the order of the spread,
+        third of an evaluation. The values are first shifted by the
+        heaviest row: the block means are then of the order of the spread,
         and so is their rounding, however large the offset; and a column
         whose weighted values are all equal gets exactly that value as its
         mean and a spread of zero.
@@ -215,7 +222,7 @@ class NumPyEngine(ParameterLayout):
         d = self.n_features
         n_rows = self._copy_rows(d)
         total, mean, squares = 0.0, np.zeros(d), np.zeros(d)
-        origin = self._first_weighted_row().astype(np.float64)
+        origin = self._heaviest_row().astype(np.float64)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             for rows, block in _row_slices(self.X, n_rows):
                 weights = self.weights[rows].astype(np.float64)
@@ -242,8 +249,8 @@ class NumPyEngine(ParameterLayout):
         each stored entry is centred on the first pass's mean, the implicit
         zeros add ``(0 - mean)`` each, and the sum of all the deviations
         corrects the mean's own rounding (the corrected two-pass formula), so
-        a column whose values are all equal gets exactly that value as its
-        mean and a spread far below its rounding. The sums are products
+        a column whose values are all equal gets a spread far below the
+        rounding of its mean. The sums are products
         with a matrix of X's pattern whose one float64 array of entries is
         rewritten in place for each.
         """
@@ -251,18 +258,17 @@ class NumPyEngine(ParameterLayout):
         entries = sparse.csr_matrix(
             (X.data.astype(np.float64), X.indices, X.indptr), shape=X.shape
         )
-        values = entries.data
+        values, columns = entries.data, entries.indices
         scale = np.ones(self.n_features)
         magnitudes = np.abs(values)
-        if magnitudes.size and not (
-            magnitudes.min() >= 1e-150 and magnitudes.max() < 1e150
-        ):
+        smallest = np.min(magnitudes, where=magnitudes > 0.0, initial=np.inf)
+        if magnitudes.size and not (smallest >= 1e-150 and magnitudes.max() < 1e150):
             # Columns near the float limits are divided by their largest
             # magnitude, so that squares neither overflow nor underflow.
             magnitude = abs(X).max(axis=0).toarray().ravel().astype(np.float64)
             outside = (magnitude > 0.0) & ~((magnitude > 1e-150) & (magnitude < 1e150))
             scale[outside] = magnitude[outside]
-            values /= scale[X.indices]
+            values /= scale[columns]
         del magnitudes
         weights = self.weights.astype(np.float64)
         total = weights.sum()
@@ -271,7 +277,7 @@ class NumPyEngine(ParameterLayout):
             return entries.T @ row_weights
 
         mean = column_sums() / total
-        values -= mean[X.indices]
+        values -= mean[columns]
         deviations = column_sums()
         np.square(values, out=values)
         squares = column_sums()
@@ -313,11 +319,11 @@ class NumPyEngine(ParameterLayout):
         scale = np.where((magnitude > 1e-150) & (magnitude < 1e150), 1.0, magnitude)
         scale[magnitude == 0.0] = 1.0
         rescale = bool(np.any(scale != 1.0))
-        # Values are shifted by the first weighted row, so that a constant
-        # column's spread is exactly zero; and divided by the weights' float64
-        # sum: in float32 they add up to one only within its rounding.
+        # Values are shifted by the heaviest row, so that a constant column's
+        # spread is exactly zero; and divided by the weights' float64 sum: in
+        # float32 they add up to one only within its rounding.
         total, mean = 0.0, np.zeros(magnitude.size)
-        origin = self._first_weighted_row()[columns] / scale
+        origin = self._heaviest_row()[columns] / scale
         for rows, block in blocks():
             weights = self.weights[rows].astype(np.float64)
             scaled = _scaled_float64(block, scale, rescale) - origin
