@@ -486,18 +486,6 @@ _GAP_PER_TOL = 0.3
 # of benchmarks/stopping.py 11 at C=1e4 and 20 at C=1e6 stopped above a
 # relative gap of 3e-4 (worst 1.2e-3, 2.4e-2); with five, 1 and 6.
 _FALL_WINDOW = 5
-# Iterations in a row that an L-BFGS fit may spend with its gradient within
-# tol and its objective still falling before newton-cg takes over. Near
-# separation the gap estimate, local or extrapolated, can still say stop
-# far from the optimum: of the 66 fits of benchmarks/stopping.py at C=1e6, 7
-# stopped silently at relative gaps up to 2.5e-2. Handed over after 20
-# such iterations, none did (worst 1.4e-4), in 47 iterations on average
-# instead of 83; after 10, in 43. Of the benchmark problems only raw
-# digits, at the default tol, is handed over (117 iterations instead of
-# 127, to a relative gap of 1e-9 instead of 4e-5); 300 and 500 classes hold
-# the gradient rule up to 18 iterations in a row and are not.
-_HANDOVER_AFTER = 20
-_HANDED_OVER = "handed over to newton-cg"
 # Rows of a curvature sample per parameter. On float64 samples, before the
 # secant correction below: 5 took 11 Newton steps to a relative gap of 1e-6 at
 # 100000 x 100 with 10 classes, 10 took 7, 20 took 7 with fewer products each,
@@ -551,17 +539,7 @@ def _rounding(value):
 
 
 def _minimize(
-    problem,
-    params0,
-    *,
-    method,
-    tol,
-    max_iter,
-    verbose,
-    tag,
-    options,
-    gap=None,
-    handover_after=None,
+    problem, params0, *, method, tol, max_iter, verbose, tag, options, gap=None
 ):
     """Run scipy's ``method`` on ``problem``, stopping on the original gradient.
 
@@ -582,21 +560,15 @@ def _minimize(
     ``tol`` with iterations left then gets up to three Newton steps on exact
     Hessian products. Only a gradient at most ``tol`` counts as converged,
     and not where ``max_iter`` ends the run before the gap rule holds.
-
-    With ``handover_after``, a run whose gradient rule has held for that
-    many iterations without the gap rule stops there, unconverged, with the
-    message ``_HANDED_OVER``: the caller goes on with another method.
     """
     iteration = 0
     start = time.perf_counter()
     # The estimated gap at the last iterate, where the gradient rule held and
-    # the gap rule did not, and for how many iterations in a row it has.
+    # the gap rule did not.
     gap_left = None
-    held = 0
-    handed_over = False
 
     def callback(intermediate_result):
-        nonlocal iteration, gap_left, held, handed_over
+        nonlocal iteration, gap_left
         iteration += 1
         problem(intermediate_result.x)
         grad_max = problem.stationarity()
@@ -621,7 +593,6 @@ def _minimize(
             )
         gap_left = None
         if grad_max > tol:
-            held = 0
             return
         if (
             gap is None
@@ -630,11 +601,6 @@ def _minimize(
         ):
             raise StopIteration
         gap_left = estimate
-        held += 1
-        if handover_after is not None and held >= handover_after:
-            handed_over = iteration < max_iter
-            if handed_over:
-                raise StopIteration
 
     def rounding_hides_the_gain(x):
         # trust-ncg reports the steps it rejects too, from the point it stays
@@ -674,15 +640,6 @@ def _minimize(
         x, message = result.x, str(result.message)
         problem(x)
         grad_max = problem.stationarity()
-        if handed_over:
-            return SolverResult(
-                params=problem.params,
-                value=problem.objective,
-                grad_max=grad_max,
-                n_iter=iteration,
-                converged=False,
-                message=_HANDED_OVER,
-            )
         if grad_max <= tol or iteration >= max_iter:
             break
         # A restart is worth another only if it lowered the objective by more
@@ -823,10 +780,7 @@ def lbfgs(
     The iterations run in preconditioned coordinates (see
     :class:`_Preconditioned`); the stopping rule is on the gradient in the
     original ones, scikit-learn's ``tol``. With an L1 part the coefficients
-    are split into bounded halves (see :class:`_Split`). With a smooth
-    penalty, a fit whose gradient has met ``tol`` for ``_HANDOVER_AFTER``
-    iterations in a row while its objective still fell goes on with
-    :func:`newton_cg` from there, its iterations counted in the same budget.
+    are split into bounded halves (see :class:`_Split`).
 
     Parameters
     ----------
@@ -851,7 +805,7 @@ def lbfgs(
     problem = _Preconditioned(engine, penalty)
     if not penalty.smooth:
         problem = _Split(problem)
-    result = _minimize(
+    return _minimize(
         problem,
         params0,
         method="L-BFGS-B",
@@ -863,27 +817,7 @@ def lbfgs(
         # scikit-learn: stop on relative decrease only at float precision.
         options={"maxls": 50, "gtol": 0.0, "ftol": 64 * np.finfo(float).eps},
         gap=_GapEstimate(window=_FALL_WINDOW) if penalty.smooth else None,
-        handover_after=_HANDOVER_AFTER if penalty.smooth else None,
     )
-    if result.message != _HANDED_OVER:
-        return result
-    if verbose:
-        print(
-            f"{tag}the gradient met tol for {_HANDOVER_AFTER} iterations while "
-            "the objective kept falling: newton-cg takes over",
-            flush=True,
-        )
-    rest = newton_cg(
-        engine,
-        penalty,
-        result.params,
-        tol=tol,
-        max_iter=max_iter - result.n_iter,
-        verbose=verbose,
-        tag=tag,
-    )
-    rest.n_iter += result.n_iter
-    return rest
 
 
 def _sampled_newton(
