@@ -45,6 +45,8 @@ _MOMENTS_BLOCK_BYTES = 1 << 19
 # Columns with a smaller weighted standard deviation have their moments
 # recomputed on scaled values (see _column_moments).
 _LEAST_SPREAD = 1e-140
+# Magnitudes whose squares, and sums of them, stay well inside float64.
+_SAFE_LOW, _SAFE_HIGH = 1e-150, 1e150
 
 
 def _row_slices(X, n_rows):
@@ -92,6 +94,16 @@ def _kron_rows(design, factors):
         (data.ravel(), indices.ravel(), design.indptr * n_classes),
         shape=(n_rows, design.shape[1] * n_classes),
     )
+
+
+def _range_scale(magnitude):
+    """Divisors for columns of largest magnitude ``magnitude``.
+
+    The magnitude itself where the squares would leave the float range, 1
+    elsewhere (all-zero columns included).
+    """
+    inside = (magnitude > _SAFE_LOW) & (magnitude < _SAFE_HIGH)
+    return np.where(inside | (magnitude == 0.0), 1.0, magnitude)
 
 
 def _scaled_float64(block, scale, rescale):
@@ -263,12 +275,13 @@ class NumPyEngine(ParameterLayout):
         scale = np.ones(self.n_features)
         magnitudes = np.abs(values)
         smallest = np.min(magnitudes, where=magnitudes > 0.0, initial=np.inf)
-        if magnitudes.size and not (smallest >= 1e-150 and magnitudes.max() < 1e150):
+        if magnitudes.size and not (
+            smallest > _SAFE_LOW and magnitudes.max() < _SAFE_HIGH
+        ):
             # Columns near the float limits are divided by their largest
             # magnitude, so that squares neither overflow nor underflow.
             magnitude = abs(X).max(axis=0).toarray().ravel().astype(np.float64)
-            outside = (magnitude > 0.0) & ~((magnitude > 1e-150) & (magnitude < 1e150))
-            scale[outside] = magnitude[outside]
+            scale = _range_scale(magnitude)
             values /= scale[columns]
         del magnitudes
         weights = self.weights.astype(np.float64)
@@ -317,8 +330,7 @@ class NumPyEngine(ParameterLayout):
         for _, block in blocks():
             np.maximum(magnitude, abs(block).max(axis=0), out=magnitude)
         magnitude = magnitude.astype(np.float64)
-        scale = np.where((magnitude > 1e-150) & (magnitude < 1e150), 1.0, magnitude)
-        scale[magnitude == 0.0] = 1.0
+        scale = _range_scale(magnitude)
         rescale = bool(np.any(scale != 1.0))
         # Values are shifted by the heaviest row, so that a constant column's
         # spread is exactly zero; and divided by the weights' float64 sum: in
