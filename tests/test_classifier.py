@@ -214,6 +214,8 @@ def _near_separation(seed, n=None):
         ("lbfgs", 37, 20000, 1e4),
         ("newton-cg", 37, 20000, 1e4),
         ("newton-cg", 35, None, 1e6),
+        ("lbfgs", 35, None, 1e6),
+        ("lbfgs", 62, None, 1e6),
     ],
 )
 def test_a_default_fit_near_separation_stops_near_the_optimum(solver, seed, n, C):
@@ -221,7 +223,9 @@ def test_a_default_fit_near_separation_stops_near_the_optimum(solver, seed, n, C
     # gradient rule holds. lbfgs stopped at a relative gap of 1.8e-2 here,
     # its quadratic model estimating 3e-6 of the 4.4e-4 left; newton-cg on
     # exact products stopped at a step its trust region rejected, twice the
-    # optimum's objective.
+    # optimum's objective. At C=1e6 lbfgs stopped at relative gaps of 2.5e-2
+    # (seed 35) and 2.0e-2 (seed 62), its estimates 1e3 and 1e2 times too low,
+    # before the Newton decrement checked them.
     X, y = _near_separation(seed, n)
     reference = LogisticRegression(C=C, solver="newton-cholesky", **TIGHT).fit(X, y)
     ones = np.ones(y.shape[0])
@@ -246,6 +250,47 @@ def test_max_iter_ending_a_fit_whose_objective_still_falls_warns():
         clf = SoftmaxClassifier(C=1e6, max_iter=1000).fit(X, y)
     gap = objective(X, y, clf.coef_, clf.intercept_, ones, 1e6) - f_star
     assert gap > 1e-2 * f_star
+
+
+def test_the_newton_decrement_check_gives_a_lower_bound():
+    from sksoftmax._solvers import _decrement_exceeds, _Preconditioned
+
+    X, y = load_wine(return_X_y=True)
+    engine = NumPyEngine(X, y, 3, np.ones(len(y)), True)
+    problem = _Preconditioned(engine, ElasticNet.from_C(1.0, 0.0, len(y)))
+    x = np.random.default_rng(0).normal(size=engine.n_params) * 0.1
+    second = _Preconditioned(engine, problem.penalty, second_order=True)
+    grad = second(x)[1]
+    hessian = np.column_stack([second.hessp(x, e) for e in np.eye(x.size)])
+    decrement = 0.5 * grad @ np.linalg.lstsq(hessian, grad, rcond=None)[0]
+    found, bound = _decrement_exceeds(problem, x, 0.5 * decrement, x.size)
+    assert 0.5 * decrement < bound <= decrement * (1 + 1e-8)
+    assert found.params is not None
+    assert _decrement_exceeds(problem, x, 1.01 * decrement, 4 * x.size) is None
+    assert _decrement_exceeds(problem, x, 0.5 * decrement, 0) is None
+
+
+def test_max_iter_ending_the_newton_steps_after_lbfgs_warns(capsys):
+    # Seed 35 at C=1e6: the decrement check hands lbfgs's fit over to Newton
+    # steps at iteration 469; they end it at 486.
+    X, y = _near_separation(35)
+    with pytest.warns(ConvergenceWarning, match="within tol.*still gaining"):
+        SoftmaxClassifier(C=1e6, max_iter=478, verbose=1).fit(X, y)
+    assert "Newton steps on exact curvature follow" in capsys.readouterr().out
+
+
+def test_lbfgs_stopping_itself_above_the_gap_rule_checks_the_decrement():
+    # In float32, L-BFGS-B's line search failed 1.4e-2 above the optimum,
+    # with the gradient within tol and its gap estimate at 3e-2: the fit
+    # ended there as converged.
+    X, y = _near_separation(35)
+    reference = LogisticRegression(C=1e6, solver="newton-cholesky", **TIGHT)
+    reference.fit(X, y)
+    ones = np.ones(y.shape[0])
+    f_star = objective(X, y, reference.coef_, reference.intercept_, ones, 1e6)
+    clf = SoftmaxClassifier(C=1e6).fit(X.astype(np.float32), y)
+    gap = objective(X, y, clf.coef_, clf.intercept_, ones, 1e6) - f_star
+    assert gap <= 2e-3 * f_star
 
 
 def test_a_step_lbfgs_does_not_take_ends_its_fit():
