@@ -487,7 +487,7 @@ _GAP_PER_TOL = 0.3
 # relative gap of 3e-4 (worst 1.2e-3, 2.4e-2); with five, 1 and 6.
 _FALL_WINDOW = 5
 # Iterations per Hessian product that L-BFGS may spend checking its gap
-# estimate against the Newton decrement (see _decrement_exceeds), and the
+# estimate against the Newton decrement (see _decrement_above), and the
 # fewest products worth a check.
 _CHECK_SHARE = 20
 _FEWEST_CHECKED = 4
@@ -543,15 +543,15 @@ def _rounding(value):
     return _ROUNDING * max(1.0, abs(value))
 
 
-def _decrement_exceeds(problem, x, bound, max_products):
-    """Whether the Newton decrement at ``x`` provably exceeds ``bound``.
+def _decrement_above(problem, x, bound, max_products):
+    """A proof that the Newton decrement at ``x`` exceeds ``bound``, or None.
 
     Conjugate gradients on ``H s = g``, with exact Hessian products: after
     k steps ``g^T s_k / 2`` is a lower bound of the quadratic model's gain
     ``g^T H^-1 g / 2`` (the decrement), rising at every step. Returns the
     problem on exact curvature, evaluated at ``x``, and that lower bound
-    once it passes ``bound`` within ``max_products`` steps; None otherwise
-    (unproven, not disproven).
+    once it passes ``bound``; None where it does not within ``max_products``
+    products (unproven, not disproven).
     """
     second = _Preconditioned(problem.engine, problem.penalty, second_order=True)
     grad = second(x)[1]
@@ -604,7 +604,7 @@ def _minimize(
     With ``check_decrement``, a fit of many iterations that would stop there
     (or that L-BFGS-B stops itself, with the gap rule unmet) first checks
     the estimate against the Newton decrement on exact curvature (see
-    :func:`_decrement_exceeds`), for at most one Hessian product per
+    :func:`_decrement_above`), for at most one Hessian product per
     ``_CHECK_SHARE`` iterations. Near separation the objective falls like an
     exponential along flat directions, which L-BFGS's model misses: at
     ``C=1e6`` its estimates were up to 1e3 times too low, and the decrement
@@ -632,6 +632,9 @@ def _minimize(
     # exact curvature then finish the fit.
     exact = None
 
+    def allowed_gap():
+        return _GAP_PER_TOL * tol * abs(problem.objective)
+
     def callback(intermediate_result):
         nonlocal iteration, gap_left, exact
         iteration += 1
@@ -657,12 +660,12 @@ def _minimize(
                 flush=True,
             )
         gap_left = None
-        # The Newton steps stop on their own decrement.
+        # The Newton steps that follow a check stop by their own rule.
         if grad_max > tol or exact is not None:
             return
         if (
             gap is None
-            or estimate <= _GAP_PER_TOL * tol * abs(problem.objective)
+            or estimate <= allowed_gap()
             or (not moved and rounding_hides_the_gain(intermediate_result.x))
         ):
             exact = check(intermediate_result.x)
@@ -670,14 +673,17 @@ def _minimize(
         gap_left = estimate
 
     def check(x):
-        # Where the gradient rule holds and the fit would stop: the problem
-        # on exact curvature if the Newton decrement there provably exceeds
-        # the gap rule. One Hessian product per _CHECK_SHARE iterations so
-        # far, and none on a short fit, where L-BFGS's model was good.
-        if not check_decrement or iteration < _CHECK_SHARE * _FEWEST_CHECKED:
+        # Where the fit would stop: the problem on exact curvature if the
+        # Newton decrement there provably exceeds the gap rule. At most one
+        # Hessian product per _CHECK_SHARE iterations, so a short fit is not
+        # checked (nor one with no iteration left to act on it).
+        if (
+            not check_decrement
+            or iteration < _CHECK_SHARE * _FEWEST_CHECKED
+            or iteration >= max_iter
+        ):
             return None
-        bound = _GAP_PER_TOL * tol * abs(problem.objective)
-        found = _decrement_exceeds(problem, x, bound, iteration // _CHECK_SHARE)
+        found = _decrement_above(problem, x, allowed_gap(), iteration // _CHECK_SHARE)
         if verbose and found is not None:
             print(
                 f"{tag}the Newton decrement is at least {found[1]:.1e}, "
@@ -739,9 +745,15 @@ def _minimize(
     # separation (C=1e6) its line search failed 1.4e-2 above the optimum.
     if exact is None and gap_left is not None and iteration < max_iter:
         exact = check(x)
-    # Newton steps that ran to max_iter, none stopped for promising too little.
+    # Newton steps that ran to max_iter, none stopped by their rule.
     still_gaining = False
     if exact is not None:
+        # They stop before a step that promises at most the gap rule, and
+        # after one that gained at most that: the promise, from a solve cut
+        # short, is a lower bound too. With the promise alone, at C=1e8 and
+        # tol=1e-3 a fit stopped 5e-2 above the optimum after a step that
+        # gained three times the rule. The callback sees the new problem
+        # through this name.
         problem, decrement = exact
         result = minimize(
             problem,
@@ -752,7 +764,8 @@ def _minimize(
             callback=callback,
             options={
                 "maxiter": max_iter - iteration,
-                "least_gain": _GAP_PER_TOL * tol * abs(problem.objective),
+                "least_gain": allowed_gap(),
+                "gained_too": True,
             },
         )
         x, message = result.x, f"{message}; then Newton steps: {result.message}"
@@ -946,6 +959,7 @@ def _sampled_newton(
     callback,
     maxiter,
     least_gain=0.0,
+    gained_too=False,
     check_curvature=None,
     args=(),
     **_,
@@ -966,8 +980,10 @@ def _sampled_newton(
     when ``callback`` raises StopIteration, after ``maxiter`` steps, or when
     no step length does either, or before a step whose slope promises a
     decrease (``-slope / 2``) of at most ``least_gain``: with the default 0,
-    only at a gradient of exactly zero, where no step gains anything. The
-    result's ``nit`` counts the steps taken. After each step,
+    only at a gradient of exactly zero, where no step gains anything. With
+    ``gained_too``, such a stop also waits for a step that lowered the
+    objective by at most ``least_gain``, and the first step is always
+    taken. The result's ``nit`` counts the steps taken. After each step,
     ``check_curvature(x, step, curvature, gain)``, if given, sees the exact
     gradients' curvature along it and the objective's decrease.
     """
@@ -977,6 +993,8 @@ def _sampled_newton(
     pairs = collections.deque(maxlen=_NEWTON_PAIRS)
     message, success = "maximum number of iterations reached", False
     steps = 0
+    # What the last step lowered the objective by, for ``gained_too``.
+    gained = np.inf if gained_too else 0.0
     for _ in range(maxiter):
         operator = LinearOperator(
             (n, n), matvec=lambda v, x=x: hessp(x, v, *args), dtype=np.float64
@@ -990,7 +1008,7 @@ def _sampled_newton(
         slope = float(grad @ step)
         if not (np.all(np.isfinite(step)) and slope < 0.0):
             step, slope = -grad, -float(grad @ grad)
-        if -slope / 2.0 <= least_gain:
+        if -slope / 2.0 <= least_gain and gained <= least_gain:
             message, success = "the next step promises too little", True
             break
         length = 1.0
@@ -1016,6 +1034,8 @@ def _sampled_newton(
             pairs.append((trial - x, trial_grad - grad, 1.0 / curvature))
             if check_curvature is not None:
                 check_curvature(x, trial - x, curvature, value - trial_value)
+        if gained_too:
+            gained = value - trial_value
         x, value, grad = trial, trial_value, trial_grad
         steps += 1
         try:

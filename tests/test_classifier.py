@@ -253,7 +253,7 @@ def test_max_iter_ending_a_fit_whose_objective_still_falls_warns():
 
 
 def test_the_newton_decrement_check_gives_a_lower_bound():
-    from sksoftmax._solvers import _decrement_exceeds, _Preconditioned
+    from sksoftmax._solvers import _decrement_above, _Preconditioned
 
     X, y = load_wine(return_X_y=True)
     engine = NumPyEngine(X, y, 3, np.ones(len(y)), True)
@@ -263,16 +263,16 @@ def test_the_newton_decrement_check_gives_a_lower_bound():
     grad = second(x)[1]
     hessian = np.column_stack([second.hessp(x, e) for e in np.eye(x.size)])
     decrement = 0.5 * grad @ np.linalg.lstsq(hessian, grad, rcond=None)[0]
-    found, bound = _decrement_exceeds(problem, x, 0.5 * decrement, x.size)
-    assert 0.5 * decrement < bound <= decrement * (1 + 1e-8)
-    assert found.params is not None
-    assert _decrement_exceeds(problem, x, 1.01 * decrement, 4 * x.size) is None
-    assert _decrement_exceeds(problem, x, 0.5 * decrement, 0) is None
+    exact, lower = _decrement_above(problem, x, 0.5 * decrement, x.size)
+    assert 0.5 * decrement < lower <= decrement * (1 + 1e-8)
+    assert np.array_equal(exact.params, problem.to_original(x))
+    assert _decrement_above(problem, x, 1.01 * decrement, 4 * x.size) is None
+    assert _decrement_above(problem, x, 0.5 * decrement, 0) is None
 
 
 def test_max_iter_ending_the_newton_steps_after_lbfgs_warns(capsys):
     # Seed 35 at C=1e6: the decrement check hands lbfgs's fit over to Newton
-    # steps at iteration 469; they end it at 486.
+    # steps at iteration 469; they end it at 488.
     X, y = _near_separation(35)
     with pytest.warns(ConvergenceWarning, match="within tol.*still gaining"):
         SoftmaxClassifier(C=1e6, max_iter=478, verbose=1).fit(X, y)
@@ -290,7 +290,8 @@ def test_lbfgs_stopping_itself_above_the_gap_rule_checks_the_decrement():
     f_star = objective(X, y, reference.coef_, reference.intercept_, ones, 1e6)
     clf = SoftmaxClassifier(C=1e6).fit(X.astype(np.float32), y)
     gap = objective(X, y, clf.coef_, clf.intercept_, ones, 1e6) - f_star
-    assert gap <= 2e-3 * f_star
+    # 5.8e-4 of it: float32 gradients limit the Newton steps too.
+    assert gap <= 1e-3 * f_star
 
 
 def test_a_step_lbfgs_does_not_take_ends_its_fit():
