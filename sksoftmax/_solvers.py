@@ -750,10 +750,10 @@ def _minimize(
     if exact is not None:
         # They stop before a step that promises at most the gap rule, and
         # after one that gained at most that: the promise, from a solve cut
-        # short, is a lower bound too. With the promise alone, at C=1e8 and
-        # tol=1e-3 a fit stopped 5e-2 above the optimum after a step that
-        # gained three times the rule. The callback sees the new problem
-        # through this name.
+        # short, is a lower bound too. With the promise alone, raw breast
+        # cancer at C=1e8 and tol=1e-2 stopped with the gradient above tol,
+        # 4.2e-2 above the optimum (now within tol, 3.5e-2). The callback
+        # sees the new problem through this name.
         problem, decrement = exact
         result = minimize(
             problem,
