@@ -541,7 +541,8 @@ _MAX_POLISH_PRODUCTS = 200
 # curvature conditioned up to 1e9 near separation. At C=1e8 and tol=1e-3,
 # _FORCING (and _MAX_CG products) left two fits of benchmarks/stopping.py
 # silently 4.9e-2 and 1.9e-2 above the optimum, gaining little per step;
-# 0.01 (and _MAX_POLISH_PRODUCTS) left 1e-5 and 5e-5, and 0.001 no less.
+# 0.01 (and _MAX_POLISH_PRODUCTS) left 1e-5 and 5e-5; 0.001 (and 500) left
+# 9e-5 and 3e-5, with more products per step.
 _EXACT_FORCING = 0.01
 # L-BFGS-B restarts with a fresh memory, after it stops above tol.
 _MAX_RESTARTS = 20
