@@ -564,6 +564,11 @@ def _decrement_above(problem, x, bound, max_products):
     problem on exact curvature, evaluated at ``x``, and that lower bound
     once it passes ``bound``; None where it does not within ``max_products``
     products (unproven, not disproven).
+
+    Written out rather than with scipy's ``cg``: the bound holds only while
+    every step's curvature is positive, which ``cg`` does not report (along
+    the singular directions of an unpenalized fit, rounding can make it
+    zero or negative, and its iterates then run off).
     """
     second = _Preconditioned(problem.engine, problem.penalty, second_order=True)
     grad = second(x)[1]
