@@ -14,6 +14,10 @@ would take a core from those threads).
 The "layout" lines time the two ways of writing the logits of one block of
 rows, which the NumPy loss engine chooses between by dtype.
 
+The "products" lines time one exact Hessian product with the probabilities
+kept from the evaluation at its point and with them recomputed per block, as
+the engine does where keeping them would cost the fit an n x K array.
+
     python benchmarks/evaluation.py [--n 100000] [--d 100] [--k 10] [--repeats 15]
 """
 
@@ -108,6 +112,23 @@ def layout(d, k, dtype, repeats, rows=3276):
     )
 
 
+def products(n, d, k, dtype, repeats):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    y = rng.integers(0, k, size=n)
+    params = rng.normal(size=(d + 1) * k) * 0.1
+    direction = rng.normal(size=params.size)
+    cases = {}
+    for name, keep in [("kept", True), ("recomputed", False)]:
+        engine = NumPyEngine(X, y, k, np.ones(n), True)
+        engine.keeps_proba = keep
+        hessp = engine.hessian_product(params)[2]
+        cases[name] = lambda hessp=hessp: hessp(direction)
+    settle()
+    with blas_threads:
+        return median_times(cases, repeats)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -132,6 +153,15 @@ def main():
             f"  {np.dtype(dtype).name}: "
             + ", ".join(f"{n} {s * 1e3:.2f}" for n, s in t.items())
         )
+    print("\none exact Hessian product in a fit, probabilities kept or recomputed (ms)")
+    for n, d, k in [(args.n, args.d, args.k), (15_000, 40, 300)]:
+        for dtype in [np.float64, np.float32]:
+            t = products(n, d, k, dtype, args.repeats)
+            print(
+                f"  {n} x {d}, {k} classes, {np.dtype(dtype).name}: "
+                f"kept {t['kept'] * 1e3:.1f}, recomputed {t['recomputed'] * 1e3:.1f} "
+                f"({t['recomputed'] / t['kept']:.2f}x)"
+            )
 
 
 if __name__ == "__main__":

@@ -321,8 +321,7 @@ class _SampledCurvature(_Preconditioned):
         precision (relative to the objective, or to 1 below it) are not
         judged: their gradient changes are mostly rounding (in float32, the
         ratio jumped from 1.0 to 13.8 and 0.1 there). From the switch on,
-        evaluations keep the probabilities for exact products (one more
-        ``n x K`` array) and the sample is dropped.
+        the products are the engine's exact ones and the sample is dropped.
         """
         resolution = np.sqrt(epsilon(self.engine.dtype))
         if self.exact or gain <= resolution * max(1.0, abs(self.objective)):
@@ -333,7 +332,7 @@ class _SampledCurvature(_Preconditioned):
         self.exact = True
         self.sample = self._sample_hessp = self._sample_terms = None
         self._curvature_at = None
-        # The next evaluation, at the same point, keeps the probabilities.
+        # The next evaluation, at the same point, sets the exact products.
         self.params = None
 
 

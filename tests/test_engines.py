@@ -129,6 +129,41 @@ def test_engine_matches_the_plain_reference(
     assert count == np.bincount(y, minlength=N_CLASSES)[1]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("to_input", [_numpy, _csr])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_products_that_recompute_the_probabilities_match_the_reference(
+    monkeypatch, dtype, to_input, fit_intercept
+):
+    # Blocks of the fewest rows, 256: 700 rows make three, and each product
+    # recomputes each block's probabilities into the scratch it shares with
+    # the evaluations.
+    monkeypatch.setattr(numpy_engine, "_BLOCK_BYTES", 1)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(700, 5)) * [1.0, 4.0, 0.3, 1.0, 2.0]
+    y = rng.integers(0, N_CLASSES, size=700)
+    weights = rng.uniform(0.2, 3.0, size=700)
+    weights[11] = 0.0
+    X_in, y_in, weights_in = to_input(X.astype(dtype), y, weights)
+    engine = make_engine(X_in, y_in, N_CLASSES, weights_in, fit_intercept)
+    assert len(engine._blocks) == 3
+    engine.keeps_proba = False
+    params = rng.normal(size=engine.n_params)
+    _, _, hessian, _ = data_term(
+        X.astype(dtype), y, N_CLASSES, weights, params, fit_intercept
+    )
+    _, _, hessp = engine.hessian_product(params)
+    # Nothing of n x K is held between products.
+    assert engine._proba is None
+    if dtype == np.float64:
+        close = dict(rtol=1e-10, atol=1e-12)
+    else:
+        close = dict(rtol=1e-4, atol=1e-5)
+    for _ in range(3):
+        direction = rng.normal(size=engine.n_params)
+        np.testing.assert_allclose(hessp(direction), hessian @ direction, **close)
+
+
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 def test_sparse_row_blocks_view_the_data_and_sum_like_dense(index_dtype):
     # Many row blocks: a copy of each would hold a second X through the fit.

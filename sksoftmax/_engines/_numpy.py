@@ -45,6 +45,19 @@ _MOMENTS_BLOCK_BYTES = 1 << 19
 # Columns with a smaller weighted standard deviation have their moments
 # recomputed on scaled values (see _column_moments).
 _LEAST_SPREAD = 1e-140
+# Exact Hessian products keep the n x K probabilities of their point only
+# where these are small next to what a fit holds anyway; elsewhere each
+# product recomputes its blocks' probabilities (one more matrix product and
+# exp), so that a fit holds no n x K array, at 1.3 (10 classes) to 1.5 (300
+# classes) times a product's time with them kept (benchmarks/evaluation.py,
+# "products"). Small means at most _KEPT_PROBA_BYTES, less than a default
+# fit on digits holds besides its scratch (1.8 MB; recomputing made its
+# newton-cg fit 1.35 times slower), or at most _KEPT_PROBA_VECTORS float64
+# vectors of the parameters, as many as L-BFGS's memory holds: on sparse
+# data with many features (50000 x 20000, 20 classes) a fit peaked at 23
+# units of n K itemsize, and recomputing made newton-cg 1.5 times slower.
+_KEPT_PROBA_BYTES = 1 << 20
+_KEPT_PROBA_VECTORS = 20
 # Magnitudes whose squares, and sums of them, stay well inside float64.
 _SAFE_LOW, _SAFE_HIGH = 1e-150, 1e150
 
@@ -178,6 +191,9 @@ class NumPyEngine(ParameterLayout):
         # runs in that many threads.
         self._scratch = []
         self._proba = None
+        self.keeps_proba = n_samples * n_classes * self.dtype.itemsize <= max(
+            _KEPT_PROBA_BYTES, _KEPT_PROBA_VECTORS * 8 * self.n_params
+        )
 
     def _copy_rows(self, n_columns):
         """Rows per block of float64 copies of ``n_columns`` columns of X.
@@ -434,6 +450,8 @@ class NumPyEngine(ParameterLayout):
             block = block.toarray() if sparse.issparse(block) else block
             sample[start : start + step] = block / scale - shift
         engine = NumPyEngine(sample, y, K, weights, self.fit_intercept)
+        # Its probabilities are within the sample's share of the budget above.
+        engine.keeps_proba = True
         engine._spread(self._n_groups)
         self._lend_scratch(engine)
         return engine
@@ -509,9 +527,11 @@ class NumPyEngine(ParameterLayout):
             for scratch in self._scratch[: engine._n_groups]
         ]
 
-    def _logits_into(self, X, W, b, n_rows, worker):
-        """Thread ``worker``'s K x n_rows scratch filled with ``(X W + b)^T``."""
-        logits, rowwise = self._buffers(worker, n_rows)
+    def _logits_into(self, X, W, b, n_rows, worker, logits=None):
+        """``(X W + b)^T`` in ``logits``, by default thread ``worker``'s K x n_rows scratch."""
+        scratch, rowwise = self._buffers(worker, n_rows)
+        if logits is None:
+            logits = scratch
         if sparse.issparse(X):
             logits[...] = (X @ W).T
         elif self.dtype == np.float32:
@@ -617,7 +637,10 @@ class NumPyEngine(ParameterLayout):
 
         For a direction ``(V, v_b)``: ``A = X V + v_b``,
         ``R = P * (A - rowsum(P * A))``, ``H V = X^T D R`` and
-        ``H v_b = 1^T D R``.
+        ``H v_b = 1^T D R``. The probabilities ``P`` are kept from the
+        evaluation at ``params`` where ``keeps_proba`` (small data, a
+        curvature sample), and recomputed per block of rows in each product
+        otherwise (see ``_KEPT_PROBA_BYTES``).
 
         Parameters
         ----------
@@ -632,24 +655,49 @@ class NumPyEngine(ParameterLayout):
             to the flat product, float64. Valid until the next call of
             ``hessian_product``.
         """
-        value, grad = self._loss_gradient(params, keep_proba=True)
-        proba = self._proba
+        value, grad = self._loss_gradient(params, keep_proba=self.keeps_proba)
+        if self.keeps_proba:
+            proba = self._proba
+
+            def block_product(block, worker, V, v_b):
+                rows, X = block
+                A = self._logits_into(X, V, v_b, rows.stop - rows.start, worker)
+                return self._curvature_times(rows, X, proba[:, rows], A)
+
+        else:
+            W, b = self._cast(params)
+            # Per thread, one more block for A while the scratch holds P;
+            # dropped with the products.
+            spares = {}
+
+            def block_product(block, worker, V, v_b):
+                rows, X = block
+                n_rows = rows.stop - rows.start
+                P = self._logits_into(X, W, b, n_rows, worker)
+                P -= P.max(axis=0)
+                np.exp(P, out=P)
+                P /= P.sum(axis=0)
+                spare = spares.get(worker)
+                if spare is None:
+                    spare = spares[worker] = np.empty(self._block_size(), self.dtype)
+                A = spare[: P.size].reshape(P.shape)
+                self._logits_into(X, V, v_b, n_rows, worker, logits=A)
+                return self._curvature_times(rows, X, P, A)
 
         def hessp(direction):
             V, v_b = self._cast(direction)
-
-            def block_product(block, worker):
-                rows, X = block
-                A = self._logits_into(X, V, v_b, rows.stop - rows.start, worker)
-                P = proba[:, rows]
-                A -= np.einsum("ki,ki->i", P, A)
-                A *= P
-                A *= self.weights[rows]
-                return 0.0, X.T @ A.T, A.sum(axis=1, dtype=np.float64)
-
-            return self._sum_over_blocks(block_product)[1]
+            return self._sum_over_blocks(
+                lambda block, worker: block_product(block, worker, V, v_b)
+            )[1]
 
         return value, grad, hessp
+
+    def _curvature_times(self, rows, X, P, A):
+        """One block's share of a Hessian product, ``A`` (its ``X V + v_b``) overwritten."""
+        A -= np.einsum("ki,ki->i", P, A)
+        A *= P
+        A *= self.weights[rows]
+        return 0.0, X.T @ A.T, A.sum(axis=1, dtype=np.float64)
 
     def _second_order_blocks(self, params):
         """Per block of rows: ``[X, 1]``, the probabilities and the weights, float64."""
