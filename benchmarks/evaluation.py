@@ -14,6 +14,10 @@ would take a core from those threads).
 The "layout" lines time the two ways of writing the logits of one block of
 rows, which the NumPy loss engine chooses between by dtype.
 
+The "exp" lines time numpy's exp on one block of shifted logits spread
+down to -1000 (most of them below the log of the smallest normal float, as
+near separation), plainly and floored as the engine does.
+
 The "products" lines time one exact Hessian product with the probabilities
 kept from the evaluation at its point and with them recomputed per block, as
 the engine does where keeping them would cost the fit an n x K array.
@@ -28,7 +32,7 @@ import numpy as np
 from sklearn._loss.loss import HalfMultinomialLoss
 from sklearn.linear_model._linear_loss import LinearModelLoss
 
-from sksoftmax._engines._numpy import NumPyEngine
+from sksoftmax._engines._numpy import NumPyEngine, _exp_shifted
 from sksoftmax._penalty import ElasticNet
 from sksoftmax._threads import blas_threads
 
@@ -112,6 +116,27 @@ def layout(d, k, dtype, repeats, rows=3276):
     )
 
 
+def exp_floor(k, repeats, rows=3276):
+    rng = np.random.default_rng(3)
+    logits = rng.uniform(-1000.0, 0.0, size=(k, rows))
+    work = np.empty_like(logits)
+
+    def plain():
+        np.exp(logits, out=work)
+
+    def floored():
+        work[...] = logits
+        _exp_shifted(work)
+
+    return median_times(
+        {
+            name: lambda f=f: [f() for _ in range(20)]
+            for name, f in [("plain", plain), ("floored", floored)]
+        },
+        repeats,
+    )
+
+
 def products(n, d, k, dtype, repeats):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(n, d)).astype(dtype)
@@ -153,6 +178,11 @@ def main():
             f"  {np.dtype(dtype).name}: "
             + ", ".join(f"{n} {s * 1e3:.2f}" for n, s in t.items())
         )
+    t = exp_floor(args.k, args.repeats)
+    print(
+        "\nexp of one block's shifted logits, float64, 3276 rows, spread to -1000 "
+        f"(ms per 20): plain {t['plain'] * 1e3:.2f}, floored {t['floored'] * 1e3:.2f}"
+    )
     print("\none exact Hessian product in a fit, probabilities kept or recomputed (ms)")
     for n, d, k in [(args.n, args.d, args.k), (15_000, 40, 300)]:
         for dtype in [np.float64, np.float32]:

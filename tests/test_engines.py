@@ -164,6 +164,36 @@ def test_products_that_recompute_the_probabilities_match_the_reference(
         np.testing.assert_allclose(hessp(direction), hessian @ direction, **close)
 
 
+@pytest.mark.parametrize("keeps_proba", [True, False])
+@pytest.mark.parametrize("to_input", [_numpy, _csr])
+def test_logits_far_below_their_row_maximum_still_match_the_reference(
+    problem, to_input, keeps_proba
+):
+    # Logits spread over thousands: most probabilities are subnormal or zero
+    # in float64, which the engine floors at e times the smallest normal
+    # float before exp. The floor must not show, least of all in the loss of
+    # rows whose own class is that far below (log-loss in the thousands).
+    X, y, weights = problem
+    X_in, y_in, weights_in = to_input(X, y, weights)
+    engine = make_engine(X_in, y_in, N_CLASSES, weights_in, True)
+    engine.keeps_proba = keeps_proba
+    rng = np.random.default_rng(4)
+    params = 400.0 * rng.normal(size=engine.n_params)
+    logits = X @ params[:-N_CLASSES].reshape(-1, N_CLASSES) + params[-N_CLASSES:]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    floor = np.log(np.finfo(float).tiny)
+    assert np.mean(shifted < floor) > 0.4
+    assert np.sum(shifted[np.arange(y.size), y] < floor) > 10
+    value, grad, hessian, _ = data_term(X, y, N_CLASSES, weights, params, True)
+    got_value, got_grad, hessp = engine.hessian_product(params)
+    assert got_value == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(got_grad, grad, rtol=1e-12, atol=1e-300)
+    direction = rng.normal(size=engine.n_params)
+    np.testing.assert_allclose(
+        hessp(direction), hessian @ direction, rtol=1e-10, atol=1e-300
+    )
+
+
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 def test_sparse_row_blocks_view_the_data_and_sum_like_dense(index_dtype):
     # Many row blocks: a copy of each would hold a second X through the fit.
