@@ -115,17 +115,16 @@ def _exp_shifted(logits):
     """``exp``, in place, of logits shifted to a maximum of 0, floored below.
 
     Below the log of the smallest normal float, exp is subnormal or zero, and
-    numpy's float64 exp takes a slow path there: 54 times as long per entry
-    for subnormal results, 8 times for zeros (AMD EPYC, OpenBLAS's SkylakeX
-    kernels), and 3.5 times for a block of logits spread down to -1000
-    (``benchmarks/evaluation.py``, "exp"). Near
-    separation most logits lie that far below their row's maximum: 84% at
-    the optimum of 100000 x 100 with 10 classes and logits of scale 30
-    (``C=1e6``), where the floor made lbfgs and newton-cg fits 0.86 times as
-    long. Floored, such an entry is ``e`` times the smallest normal float
-    instead: an error of at most 6e-308 in a probability (3e-38 in float32)
-    and, since the weights sum to 1, of at most that times the largest
-    feature in a gradient entry.
+    numpy's float64 exp takes a slow path there: 54 times as long per entry for
+    subnormal results, 8 times for zeros (numpy 2.4, AVX-512, AMD EPYC), and
+    3.5 times for a block of logits spread down to -1000
+    (``benchmarks/evaluation.py``, "exp"). Near separation most logits lie that
+    far below their row's maximum: 84% at the optimum of 100000 x 100 with 10
+    classes and logits of scale 30 (``C=1e6``), where the floor made lbfgs and
+    newton-cg fits 0.86 times as long. Floored, such an entry is ``e`` times
+    the smallest normal float instead: an error of at most 6e-308 in a
+    probability (3e-38 in float32) and, since the weights sum to 1, of at most
+    that times the largest feature in a gradient entry.
     """
     np.maximum(logits, _EXP_FLOOR[logits.dtype.type], out=logits)
     np.exp(logits, out=logits)
