@@ -158,6 +158,7 @@ class _Preconditioned:
         params = self.to_original(params_std)
         if self.params is None or not np.array_equal(params, self.params):
             self.params = params
+            self._hessp = None
             value, grad = self._data_term()
             self.data_value = value
             W, _ = self.engine.unpack(params)
@@ -171,8 +172,19 @@ class _Preconditioned:
         return self._transpose_map(self.grad)
 
     def hessp(self, params_std, direction_std):
-        """``M^T H M direction`` with H the Hessian at ``params_std``."""
+        """``M^T H M direction`` with H the Hessian at ``params_std``.
+
+        Without ``second_order`` the products at a point are made at its
+        first product: lbfgs checks its stop with a few of them.
+        """
         self(params_std)
+        if self._hessp is None:
+            curvature_at = getattr(self.engine, "curvature_at", None)
+            self._hessp = (
+                curvature_at(self.params)
+                if curvature_at is not None
+                else self.engine.hessian_product(self.params)[2]
+            )
         self.n_products += 1
         direction = self.to_original(direction_std)
         product = self._hessp(direction)
@@ -180,6 +192,9 @@ class _Preconditioned:
             self.engine.unpack(direction)[0], self.engine.unpack(product)[0]
         )
         return self._transpose_map(product)
+
+    def make_exact(self):
+        """Make the Hessian products exact from here on: they are."""
 
     def steepest_gain(self, params_std):
         """What the best step along the gradient promises at ``params_std``.
@@ -329,11 +344,13 @@ class _SampledCurvature(_Preconditioned):
         sampled = float(step @ self.hessp(params_std, step))
         if curvature / _SAMPLE_BAND <= sampled <= _SAMPLE_BAND * curvature:
             return
+        self.make_exact()
+
+    def make_exact(self):
+        """Make the Hessian products exact from here on; the sample is dropped."""
         self.exact = True
         self.sample = self._sample_hessp = self._sample_terms = None
         self._curvature_at = None
-        # The next evaluation, at the same point, sets the exact products.
-        self.params = None
 
 
 class _Split:
@@ -485,13 +502,14 @@ _GAP_PER_TOL = 0.3
 # of benchmarks/stopping.py 11 at C=1e4 and 20 at C=1e6 stopped above a
 # relative gap of 3e-4 (worst 1.2e-3, 2.4e-2); with five, 1 and 6.
 _FALL_WINDOW = 5
-# Iterations per Hessian product that L-BFGS may spend checking its gap
-# estimate against the Newton decrement (see _decrement_above), and the
-# fewest products worth a check. The 7 fits of benchmarks/stopping.py that
-# stopped silently at C=1e6 had run 117 to 607 iterations and needed 3 to 13
-# products. One product per 10 iterations cost 12% and 15% on the default
-# fits with 500 and 300 classes (69 and 56 iterations), where it proved
-# nothing; these settings leave them unchecked.
+# Iterations per conjugate-gradient product that a fit may spend checking its
+# gap estimate against the Newton decrement (see _decrement_above), beyond
+# the one along its coefficients, and the fewest such products worth it. The
+# 7 fits of benchmarks/stopping.py that stopped silently at C=1e6 had run 117
+# to 607 iterations and needed 3 to 13 products. One product per 10
+# iterations cost 12% and 15% on the default fits with 500 and 300 classes
+# (69 and 56 iterations), where it proved nothing; these settings leave them
+# that one product at most.
 _CHECK_SHARE = 20
 _FEWEST_CHECKED = 4
 # Rows of a curvature sample per parameter. On float64 samples, before the
@@ -555,41 +573,59 @@ def _rounding(value):
 
 
 def _decrement_above(problem, x, bound, max_products):
-    """A proof that the Newton decrement at ``x`` exceeds ``bound``, or None.
+    """A lower bound of the Newton decrement at ``x`` that exceeds ``bound``, or None.
 
-    Conjugate gradients on ``H s = g``, with exact Hessian products: after
-    k steps ``g^T s_k / 2`` is a lower bound of the quadratic model's gain
-    ``g^T H^-1 g / 2`` (the decrement), rising at every step. Returns the
-    problem on exact curvature, evaluated at ``x``, and that lower bound
-    once it passes ``bound``; None where it does not within ``max_products``
-    products (unproven, not disproven).
+    The decrement ``g^T H^-1 g / 2`` is the quadratic model's largest gain,
+    so the model's gain at any ``s``, ``g^T s - s^T H s / 2``, bounds it from
+    below. First along ``x`` itself, which scales every logit: near
+    separation the objective falls most that way. That takes one Hessian
+    product, spent only where the penalty's curvature along ``x`` (a part of
+    the whole) leaves room for a gain above ``bound``: on every benchmark
+    problem at ``C=1`` it does not. Then up to ``max_products`` steps of
+    conjugate gradients on ``H s = g`` from the best point on that line, at
+    each of which the gain, ``(g^T s + s^T r) / 2`` with ``r`` the residual,
+    rises. Returns the gain once it passes ``bound``; None where it does not
+    (unproven, not disproven).
 
     Written out rather than with scipy's ``cg``: the bound holds only while
     every step's curvature is positive, which ``cg`` does not report (along
     the singular directions of an unpenalized fit, rounding can make it
     zero or negative, and its iterates then run off).
     """
-    second = _Preconditioned(problem.engine, problem.penalty, second_order=True)
-    grad = second(x)[1]
+    grad = problem(x)[1]
     solution = np.zeros_like(grad)
     residual = grad.copy()
+    along = float(grad @ x)
+    W = problem.engine.unpack(problem.params)[0]
+    penalty_product = np.zeros_like(W)
+    problem.penalty.add_smooth_hessp(W, penalty_product)
+    with np.errstate(over="ignore"):
+        penalty_curvature = float(np.vdot(W, penalty_product))
+    if along**2 > 2.0 * bound * penalty_curvature:
+        product = problem.hessp(x, x)
+        curvature = float(x @ product)
+        if 0.0 < curvature < np.inf:
+            if along**2 / (2.0 * curvature) > bound:
+                return along**2 / (2.0 * curvature)
+            solution += (along / curvature) * x
+            residual -= (along / curvature) * product
     direction = residual.copy()
     squared = float(residual @ residual)
     for _ in range(max_products):
-        product = second.hessp(x, direction)
+        if squared == 0.0:
+            return None
+        product = problem.hessp(x, direction)
         curvature = float(direction @ product)
         # Only rounding makes the curvature of a convex objective non-positive.
         if not 0.0 < curvature < np.inf:
             return None
         step = squared / curvature
         solution += step * direction
-        decrement = 0.5 * float(grad @ solution)
-        if decrement > bound:
-            return second, decrement
         residual -= step * product
+        decrement = 0.5 * float(grad @ solution + solution @ residual)
+        if decrement > bound:
+            return decrement
         squared, previous = float(residual @ residual), squared
-        if squared == 0.0:
-            return None
         direction = residual + (squared / previous) * direction
     return None
 
@@ -605,7 +641,6 @@ def _minimize(
     tag,
     options,
     gap=None,
-    check_decrement=False,
 ):
     """Run scipy's ``method`` on ``problem``, stopping on the original gradient.
 
@@ -617,17 +652,21 @@ def _minimize(
     are). This only ever stops later; convergence is still the gradient
     rule.
 
-    With ``check_decrement``, a fit of many iterations that would stop there
-    (or that L-BFGS-B stops itself, with the gap rule unmet) first checks
-    the estimate against the Newton decrement on exact curvature (see
-    :func:`_decrement_above`), for at most one Hessian product per
-    ``_CHECK_SHARE`` iterations. Near separation the objective falls like an
-    exponential along flat directions, which L-BFGS's model misses: at
-    ``C=1e6`` its estimates were up to 1e3 times too low, and the decrement
-    within a factor of 3 of the gap. Where the decrement exceeds the rule,
-    Newton steps on exact curvature (:func:`_sampled_newton`) continue until
-    the last one gained, and the next one promises, at most what the rule
-    allows.
+    Where such a fit would stop (or where L-BFGS-B stops itself, with the
+    gap rule unmet), it first checks the estimate against a lower bound of
+    the Newton decrement on exact curvature (see :func:`_decrement_above`):
+    one Hessian product along the coefficients themselves, where the
+    penalty leaves room for a gain above the rule, and in a fit of many
+    iterations one more per ``_CHECK_SHARE`` iterations. Near separation
+    the objective falls like an exponential along flat directions, which
+    the methods' models miss: at ``C=1e6`` L-BFGS's estimates were up to
+    1e3 times too low, and the decrement within a factor of 3 of the gap;
+    warm-started fits from ``C=1e4`` stopped after 2 iterations up to 1.2
+    above the optimum, relative, and newton-cg's from ``C=1e6`` at ``1e8``
+    up to 3.5, its trust region holding back its steps. Where the bound
+    exceeds the rule, Newton steps on exact curvature
+    (:func:`_sampled_newton`) continue until the last one gained, and the
+    next one promises, at most what the rule allows.
 
     scipy's methods also stop by rules of their own: L-BFGS-B on a small
     relative decrease of the objective or a failed line search, trust-ncg
@@ -644,22 +683,21 @@ def _minimize(
     # The estimated gap at the last iterate, where the gradient rule held and
     # the gap rule did not.
     gap_left = None
-    # The problem on exact curvature and a lower bound of the Newton
-    # decrement, once that has shown the gap estimate wrong; Newton steps on
-    # exact curvature then finish the fit.
-    exact = None
+    # A lower bound of the Newton decrement, once that has shown the gap
+    # estimate wrong; Newton steps on exact curvature then finish the fit.
+    decrement = None
 
     def allowed_gap():
         return _GAP_PER_TOL * tol * abs(problem.objective)
 
     def callback(intermediate_result):
-        nonlocal iteration, gap_left, exact
+        nonlocal iteration, gap_left, decrement
         iteration += 1
         problem(intermediate_result.x)
         grad_max = problem.stationarity()
         estimate = None
         moved = True
-        if gap is not None and exact is None:
+        if gap is not None and decrement is None:
             scaled_grad = problem.scaled_grad
             moved = gap.update(intermediate_result.x, scaled_grad, problem.objective)
             if verbose or grad_max <= tol:
@@ -678,32 +716,33 @@ def _minimize(
             )
         gap_left = None
         # The Newton steps that follow a check stop by their own rule.
-        if grad_max > tol or exact is not None:
+        if grad_max > tol or decrement is not None:
             return
         if (
             gap is None
             or estimate <= allowed_gap()
             or (not moved and rounding_hides_the_gain(intermediate_result.x))
         ):
-            exact = check(intermediate_result.x)
+            decrement = check(intermediate_result.x)
             raise StopIteration
         gap_left = estimate
 
     def check(x):
-        # Where the fit would stop: the problem on exact curvature if the
-        # Newton decrement there provably exceeds the gap rule. At most one
-        # Hessian product per _CHECK_SHARE iterations, so a short fit is not
-        # checked (nor one with no iteration left to act on it).
-        if (
-            not check_decrement
-            or iteration < _CHECK_SHARE * _FEWEST_CHECKED
-            or iteration >= max_iter
-        ):
+        # Where the fit would stop: a lower bound of the Newton decrement
+        # there, if one exceeds the gap rule. One Hessian product, along x;
+        # in a long fit one per _CHECK_SHARE iterations. Not where no
+        # iteration is left to act on it.
+        if gap is None or iteration >= max_iter:
             return None
-        found = _decrement_above(problem, x, allowed_gap(), iteration // _CHECK_SHARE)
+        # The bound needs exact products; a fit that ends here needs no others.
+        problem.make_exact()
+        budget = iteration // _CHECK_SHARE
+        found = _decrement_above(
+            problem, x, allowed_gap(), budget if budget >= _FEWEST_CHECKED else 0
+        )
         if verbose and found is not None:
             print(
-                f"{tag}the Newton decrement is at least {found[1]:.1e}, "
+                f"{tag}the Newton decrement is at least {found:.1e}, "
                 f"above {_GAP_PER_TOL:g} tol times the objective: "
                 "Newton steps on exact curvature follow",
                 flush=True,
@@ -760,19 +799,17 @@ def _minimize(
     # L-BFGS-B's own stops (a failed line search, a small relative decrease)
     # come with the gradient rule met and the gap rule not: in float32 near
     # separation (C=1e6) its line search failed 1.4e-2 above the optimum.
-    if exact is None and gap_left is not None and iteration < max_iter:
-        exact = check(x)
+    if decrement is None and gap_left is not None and iteration < max_iter:
+        decrement = check(x)
     # Newton steps that ran to max_iter, none stopped by their rule.
     still_gaining = False
-    if exact is not None:
+    if decrement is not None:
         # They stop before a step that promises at most the gap rule, and
         # after one that gained at most that: the promise, from a solve cut
         # short, is a lower bound too. With the promise alone, raw breast
         # cancer at C=1e8 and tol=1e-2 stopped with the gradient above tol,
         # 4.2e-2 above the optimum (with both rules and _EXACT_FORCING,
-        # within tol and 3.1e-5). The callback sees the new problem through
-        # this name.
-        problem, decrement = exact
+        # within tol and 3.1e-5).
         result = minimize(
             problem,
             x,
@@ -966,7 +1003,6 @@ def lbfgs(
         # scikit-learn: stop on relative decrease only at float precision.
         options={"maxls": 50, "gtol": 0.0, "ftol": 64 * np.finfo(float).eps},
         gap=_GapEstimate(window=_FALL_WINDOW) if penalty.smooth else None,
-        check_decrement=penalty.smooth,
     )
 
 
@@ -1143,10 +1179,12 @@ def newton_cg(
     digits but declared success with gradients far above a tight tol on
     breast cancer, and ``trust-krylov`` stopped early there too.
 
-    Either way the fit also waits for the gap estimate, as :func:`lbfgs`
-    does: on exact products near separation (30000 x 20, 4 classes,
-    C=100) the gradient rule alone stopped 5e-3 above the optimum, with the
-    estimate 7e-5. Parameters and return value as for :func:`lbfgs`; the
+    Either way the fit also waits for the gap estimate, and checks it, as
+    :func:`lbfgs` does: on exact products near separation (30000 x 20, 4
+    classes, C=100) the gradient rule alone stopped 5e-3 above the optimum,
+    with the estimate 7e-5; warm-started from C=1e6 at C=1e8, trust-ncg's
+    region held its steps back and the estimate let it stop 3.5 above,
+    relative. Parameters and return value as for :func:`lbfgs`; the
     penalty must be smooth.
     """
     sampled = _SampledCurvature.of(engine, penalty)

@@ -233,6 +233,23 @@ def test_a_default_fit_near_separation_stops_near_the_optimum(solver, seed, n, C
     assert _relative_gap(X, y, clf, C) <= 1e-4
 
 
+@pytest.mark.parametrize(
+    "solver, seed", [("lbfgs", 62), ("lbfgs", 41), ("newton-cg", 1)]
+)
+def test_a_warm_start_near_separation_stops_near_the_optimum(solver, seed):
+    # From the optimum at C=1e4 the gradient at C=1e6 met tol at the start,
+    # and two iterations later the gap estimates were 1e3 to 1e4 times too
+    # low: lbfgs stopped at relative gaps of 0.43 (seed 62) and 1.2 (seed
+    # 41), newton-cg at 2.6e-3, none with a warning. A product along the
+    # coefficients bounds the Newton decrement above the gap rule there.
+    X, y = _near_separation(seed)
+    clf = SoftmaxClassifier(C=1e4, solver=solver, warm_start=True).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf.set_params(C=1e6).fit(X, y)
+    assert _relative_gap(X, y, clf, 1e6) <= 1e-4
+
+
 def _relative_gap(X, y, model, C):
     """``model``'s objective above scikit-learn's newton-cholesky optimum, relative."""
     reference = LogisticRegression(C=C, solver="newton-cholesky", **TIGHT).fit(X, y)
@@ -261,17 +278,30 @@ def test_the_newton_decrement_check_gives_a_lower_bound():
 
     X, y = load_wine(return_X_y=True)
     engine = NumPyEngine(X, y, 3, np.ones(len(y)), True)
-    problem = _Preconditioned(engine, ElasticNet.from_C(1.0, 0.0, len(y)))
+    penalty = ElasticNet.from_C(1.0, 0.0, len(y))
     x = np.random.default_rng(0).normal(size=engine.n_params) * 0.1
-    second = _Preconditioned(engine, problem.penalty, second_order=True)
+    second = _Preconditioned(engine, penalty, second_order=True)
     grad = second(x)[1]
     hessian = np.column_stack([second.hessp(x, e) for e in np.eye(x.size)])
     decrement = 0.5 * grad @ np.linalg.lstsq(hessian, grad, rcond=None)[0]
-    exact, lower = _decrement_above(problem, x, 0.5 * decrement, x.size)
+    along_x = 0.5 * (grad @ x) ** 2 / (x @ hessian @ x)
+    W = engine.unpack(second.to_original(x))[0]
+    # What the penalty's curvature alone would let a step along x gain.
+    penalty_room = 0.5 * (grad @ x) ** 2 / (penalty.l2 * np.sum(W * W))
+    assert along_x < penalty_room
+
+    def bound(at, max_products):
+        problem = _Preconditioned(engine, penalty)
+        return _decrement_above(problem, x, at, max_products), problem.n_products
+
+    lower, _ = bound(0.5 * decrement, x.size)
     assert 0.5 * decrement < lower <= decrement * (1 + 1e-8)
-    assert np.array_equal(exact.params, problem.to_original(x))
-    assert _decrement_above(problem, x, 1.01 * decrement, 4 * x.size) is None
-    assert _decrement_above(problem, x, 0.5 * decrement, 0) is None
+    assert bound(1.01 * decrement, 4 * x.size)[0] is None
+    # Along x alone: one product, and none where the penalty leaves no room.
+    lower, products = bound(0.99 * along_x, 0)
+    assert lower == pytest.approx(along_x, rel=1e-8) and products == 1
+    assert bound(1.01 * along_x, 0) == (None, 1)
+    assert bound(penalty_room, 0) == (None, 0)
 
 
 def test_max_iter_ending_the_newton_steps_after_lbfgs_warns(capsys):

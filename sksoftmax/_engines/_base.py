@@ -122,6 +122,8 @@ class LossEngine(Protocol):
     # Optional: ``curvature_sample(n_rows, fewest, mean, scale)``, an engine on a
     # standardized sample of rows for approximate Hessian products, or None
     # (see NumPyEngine). Solvers use exact products on an engine without it.
+    # Optional: ``curvature_at(params)``, ``hessian_product``'s third result
+    # without its value and gradient, where the engine makes it for less.
 
     def row_sums(self, func: Callable, *args, rows=None) -> tuple:
         """Sums over blocks of rows of ``func(X, codes, weights[, rows], *args)``.

@@ -677,6 +677,32 @@ class NumPyEngine(ParameterLayout):
             ``hessian_product``.
         """
         value, grad = self._loss_gradient(params, keep_proba=self.keeps_proba)
+        return value, grad, self._products(params)
+
+    def curvature_at(self, params: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """The Hessian-vector product at ``params``, without value and gradient.
+
+        For a solver that has evaluated ``params`` already and wants
+        products there. Free where the products recompute the
+        probabilities; otherwise one pass over the data computes them.
+        Valid until the next call of ``hessian_product`` or
+        ``curvature_at``.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,)
+
+        Returns
+        -------
+        hessp : callable
+            As ``hessian_product``'s.
+        """
+        if self.keeps_proba:
+            return self.hessian_product(params)[2]
+        return self._products(params)
+
+    def _products(self, params):
+        """``hessp`` at ``params``: with ``keeps_proba``, on the kept probabilities."""
         if self.keeps_proba:
             proba = self._proba
 
@@ -711,7 +737,7 @@ class NumPyEngine(ParameterLayout):
                 lambda block, worker: block_product(block, worker, V, v_b)
             )[1]
 
-        return value, grad, hessp
+        return hessp
 
     def _curvature_times(self, rows, X, P, A):
         """A block's share of a Hessian product; overwrites ``A``, its ``X V + v_b``."""
