@@ -196,6 +196,30 @@ class _Preconditioned:
     def make_exact(self):
         """Make the Hessian products exact from here on: they are."""
 
+    def penalty_ray_curvature(self):
+        """The penalty's ``x^T H x`` at the last point ``x``: of the whole, a part.
+
+        ``x`` maps to the coefficients ``W`` themselves, so this is the
+        penalty's curvature along ``W``.
+        """
+        W = self.engine.unpack(self.params)[0]
+        product = np.zeros_like(W)
+        self.penalty.add_smooth_hessp(W, product)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.vdot(W, product))
+
+    def ray_curvature(self, params_std):
+        """``x^T H x`` at ``x = params_std``: along the ray that scales every logit.
+
+        One pass over the data where the engine computes it without a
+        Hessian product, else one product (exact once :meth:`make_exact`).
+        """
+        self(params_std)
+        ray_curvature = getattr(self.engine, "ray_curvature", None)
+        if ray_curvature is None:
+            return float(params_std @ self.hessp(params_std, params_std))
+        return ray_curvature(self.params) + self.penalty_ray_curvature()
+
     def steepest_gain(self, params_std):
         """What the best step along the gradient promises at ``params_std``.
 
@@ -575,17 +599,18 @@ def _rounding(value):
 def _decrement_above(problem, x, bound, max_products):
     """A lower bound of the Newton decrement at ``x`` that exceeds ``bound``, or None.
 
-    The decrement ``g^T H^-1 g / 2`` is the quadratic model's largest gain,
-    so the model's gain at any ``s``, ``g^T s - s^T H s / 2``, bounds it from
-    below. First along ``x`` itself, which scales every logit: near
-    separation the objective falls most that way. That takes one Hessian
-    product, spent only where the penalty's curvature along ``x`` (a part of
-    the whole) leaves room for a gain above ``bound``: on every benchmark
-    problem at ``C=1`` it does not. Then up to ``max_products`` steps of
-    conjugate gradients on ``H s = g`` from the best point on that line, at
-    each of which the gain, ``(g^T s + s^T r) / 2`` with ``r`` the residual,
-    rises. Returns the gain once it passes ``bound``; None where it does not
-    (unproven, not disproven).
+    The decrement ``g^T H^-1 g / 2`` on exact curvature is the quadratic
+    model's largest gain, so the model's gain at any step ``s``,
+    ``g^T s - s^T H s / 2``, bounds it from below. First along ``x`` itself,
+    which scales every logit: near separation the objective falls most that
+    way, and the gain there, ``(g^T x)^2 / (2 x^T H x)``, is looked at only
+    where the penalty's part of the curvature along ``x`` leaves room for
+    more than ``bound``. With ``max_products`` of 0 its curvature takes one
+    pass over the data (see ``ray_curvature``); otherwise one Hessian
+    product, and that many steps of conjugate gradients follow from the
+    best point on the line, at each of which the gain, ``(g^T s + s^T r) / 2``
+    with ``r`` the residual, rises. Returns the first gain above ``bound``;
+    None where none is (unproven, not disproven).
 
     Written out rather than with scipy's ``cg``: the bound holds only while
     every step's curvature is positive, which ``cg`` does not report (along
@@ -596,19 +621,19 @@ def _decrement_above(problem, x, bound, max_products):
     solution = np.zeros_like(grad)
     residual = grad.copy()
     along = float(grad @ x)
-    W = problem.engine.unpack(problem.params)[0]
-    penalty_product = np.zeros_like(W)
-    problem.penalty.add_smooth_hessp(W, penalty_product)
-    with np.errstate(over="ignore"):
-        penalty_curvature = float(np.vdot(W, penalty_product))
-    if along**2 > 2.0 * bound * penalty_curvature:
-        product = problem.hessp(x, x)
-        curvature = float(x @ product)
+    if along**2 > 2.0 * bound * problem.penalty_ray_curvature():
+        if max_products:
+            product = problem.hessp(x, x)
+            curvature = float(x @ product)
+        else:
+            curvature = problem.ray_curvature(x)
+        # Only rounding makes the curvature of a convex objective non-positive.
         if 0.0 < curvature < np.inf:
             if along**2 / (2.0 * curvature) > bound:
                 return along**2 / (2.0 * curvature)
-            solution += (along / curvature) * x
-            residual -= (along / curvature) * product
+            if max_products:
+                solution += (along / curvature) * x
+                residual -= (along / curvature) * product
     direction = residual.copy()
     squared = float(residual @ residual)
     for _ in range(max_products):
@@ -616,7 +641,6 @@ def _decrement_above(problem, x, bound, max_products):
             return None
         product = problem.hessp(x, direction)
         curvature = float(direction @ product)
-        # Only rounding makes the curvature of a convex objective non-positive.
         if not 0.0 < curvature < np.inf:
             return None
         step = squared / curvature
@@ -655,9 +679,9 @@ def _minimize(
     Where such a fit would stop (or where L-BFGS-B stops itself, with the
     gap rule unmet), it first checks the estimate against a lower bound of
     the Newton decrement on exact curvature (see :func:`_decrement_above`):
-    one Hessian product along the coefficients themselves, where the
-    penalty leaves room for a gain above the rule, and in a fit of many
-    iterations one more per ``_CHECK_SHARE`` iterations. Near separation
+    along the coefficients themselves, where the penalty leaves room for a
+    gain above the rule, and in a fit of many iterations with one Hessian
+    product per ``_CHECK_SHARE`` iterations. Near separation
     the objective falls like an exponential along flat directions, which
     the methods' models miss: at ``C=1e6`` L-BFGS's estimates were up to
     1e3 times too low, and the decrement within a factor of 3 of the gap;
@@ -729,10 +753,18 @@ def _minimize(
 
     def check(x):
         # Where the fit would stop: a lower bound of the Newton decrement
-        # there, if one exceeds the gap rule. One Hessian product, along x;
-        # in a long fit one per _CHECK_SHARE iterations. Not where no
-        # iteration is left to act on it.
+        # there, if one exceeds the gap rule. One pass along x; in a long fit
+        # one Hessian product per _CHECK_SHARE iterations. Not where no
+        # iteration is left to act on it, nor where coefficients without a
+        # penalty separate the classes: the objective falls towards 0 there,
+        # a rule relative to it never holds, and Newton steps ran until it
+        # underflowed (iris's first two classes, C=inf: 1827 products, 11
+        # times the fit's time).
         if gap is None or iteration >= max_iter:
+            return None
+        if problem.penalty.l2 == 0.0 and problem.engine.separates(
+            *problem.engine.unpack(problem.params)
+        ):
             return None
         # The bound needs exact products; a fit that ends here needs no others.
         problem.make_exact()

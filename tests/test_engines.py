@@ -162,6 +162,9 @@ def test_products_that_recompute_the_probabilities_match_the_reference(
     for _ in range(3):
         direction = rng.normal(size=engine.n_params)
         np.testing.assert_allclose(hessp(direction), hessian @ direction, **close)
+    # Along the ray through params, without a product.
+    ray = engine.ray_curvature(params)
+    assert ray == pytest.approx(params @ hessian @ params, rel=close["rtol"])
 
 
 @pytest.mark.parametrize("keeps_proba", [True, False])
@@ -192,6 +195,8 @@ def test_logits_far_below_their_row_maximum_still_match_the_reference(
     np.testing.assert_allclose(
         hessp(direction), hessian @ direction, rtol=1e-10, atol=1e-300
     )
+    ray = engine.ray_curvature(params)
+    assert ray == pytest.approx(params @ hessian @ params, rel=1e-8)
 
 
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])

@@ -123,7 +123,9 @@ class LossEngine(Protocol):
     # standardized sample of rows for approximate Hessian products, or None
     # (see NumPyEngine). Solvers use exact products on an engine without it.
     # Optional: ``curvature_at(params)``, ``hessian_product``'s third result
-    # without its value and gradient, where the engine makes it for less.
+    # without its value and gradient, where the engine makes it for less; and
+    # ``ray_curvature(params)``, ``params^T H params`` of the data term without
+    # a product.
 
     def row_sums(self, func: Callable, *args, rows=None) -> tuple:
         """Sums over blocks of rows of ``func(X, codes, weights[, rows], *args)``.

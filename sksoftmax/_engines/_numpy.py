@@ -701,6 +701,42 @@ class NumPyEngine(ParameterLayout):
             return self.hessian_product(params)[2]
         return self._products(params)
 
+    def ray_curvature(self, params: np.ndarray) -> float:
+        """``theta^T H theta``, the data term's curvature along ``theta = params``.
+
+        Along that ray every logit scales alike, and the curvature is the
+        weighted sum over rows of the variance of each row's logits under
+        its own probabilities: one forward pass, without the product's
+        second matrix product and transposed one.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,)
+
+        Returns
+        -------
+        float
+        """
+        W, b = self._cast(params)
+
+        def block_variance(block, worker):
+            rows, X = block
+            n_rows = rows.stop - rows.start
+            logits = self._logits_into(X, W, b, n_rows, worker)
+            logits -= logits.max(axis=0)
+            shifted = self._buffers(worker, n_rows)[1].reshape(logits.shape)
+            shifted[...] = logits
+            _exp_shifted(logits)
+            total = logits.sum(axis=0)
+            mean = np.einsum("ki,ki->i", logits, shifted) / total
+            shifted *= shifted
+            variance = np.einsum("ki,ki->i", logits, shifted) / total - mean * mean
+            weights = self.weights[rows].astype(np.float64, copy=False)
+            value = float(np.dot(weights, np.maximum(variance, 0.0)))
+            return value, 0.0, 0.0
+
+        return self._sum_over_blocks(block_variance)[0]
+
     def _products(self, params):
         """``hessp`` at ``params``: with ``keeps_proba``, on the kept probabilities."""
         if self.keeps_proba:
