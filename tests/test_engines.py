@@ -167,6 +167,25 @@ def test_products_that_recompute_the_probabilities_match_the_reference(
     assert ray == pytest.approx(params @ hessian @ params, rel=close["rtol"])
 
 
+@pytest.mark.parametrize("to_input", [_numpy, _csr])
+def test_products_stay_at_their_point_after_another_evaluation(problem, to_input):
+    # Small data keep the probabilities of the last evaluation that asked;
+    # a product made before another point's evaluation must not use them.
+    X, y, weights = problem
+    X_in, y_in, weights_in = to_input(X, y, weights)
+    engine = make_engine(X_in, y_in, N_CLASSES, weights_in, True)
+    assert engine.keeps_proba
+    rng = np.random.default_rng(5)
+    params, elsewhere, direction = rng.normal(size=(3, engine.n_params))
+    _, _, hessian, _ = data_term(X, y, N_CLASSES, weights, params, True)
+    hessp = engine.hessian_product(params)[2]
+    engine.hessian_product(elsewhere)
+    later = engine.curvature_at(elsewhere)
+    np.testing.assert_allclose(hessp(direction), hessian @ direction, rtol=1e-10)
+    _, _, other, _ = data_term(X, y, N_CLASSES, weights, elsewhere, True)
+    np.testing.assert_allclose(later(direction), other @ direction, rtol=1e-10)
+
+
 @pytest.mark.parametrize("keeps_proba", [True, False])
 @pytest.mark.parametrize("to_input", [_numpy, _csr])
 def test_logits_far_below_their_row_maximum_still_match_the_reference(

@@ -212,6 +212,8 @@ class NumPyEngine(ParameterLayout):
         # runs in that many threads.
         self._scratch = []
         self._proba = None
+        # Counts the evaluations that kept their probabilities (see _products).
+        self._proba_generation = 0
         self.keeps_proba = n_samples * n_classes * self.dtype.itemsize <= max(
             _KEPT_PROBA_BYTES, _KEPT_PROBA_VECTORS * 8 * self.n_params
         )
@@ -622,6 +624,8 @@ class NumPyEngine(ParameterLayout):
         W, b = self._cast(params)
         if keep_proba and self._proba is None:
             self._proba = np.empty((self.n_classes, self.X.shape[0]), self.dtype)
+        if keep_proba:
+            self._proba_generation += 1
         proba = self._proba if keep_proba else None
 
         def block_loss_gradient(block, worker):
@@ -673,8 +677,8 @@ class NumPyEngine(ParameterLayout):
         gradient : ndarray of shape (n_params,), float64
         hessp : callable
             ``hessp(direction)`` maps a flat direction of shape (n_params,)
-            to the flat product, float64. Valid until the next call of
-            ``hessian_product``.
+            to the flat product, float64, at ``params`` whatever the engine
+            evaluates after.
         """
         value, grad = self._loss_gradient(params, keep_proba=self.keeps_proba)
         return value, grad, self._products(params)
@@ -685,8 +689,6 @@ class NumPyEngine(ParameterLayout):
         For a solver that has evaluated ``params`` already and wants
         products there. Free where the products recompute the
         probabilities; otherwise one pass over the data computes them.
-        Valid until the next call of ``hessian_product`` or
-        ``curvature_at``.
 
         Parameters
         ----------
@@ -738,37 +740,41 @@ class NumPyEngine(ParameterLayout):
         return self._sum_over_blocks(block_variance)[0]
 
     def _products(self, params):
-        """``hessp`` at ``params``: with ``keeps_proba``, on the kept probabilities."""
-        if self.keeps_proba:
-            proba = self._proba
+        """``hessp`` at ``params``: on the kept probabilities while they are its own.
 
-            def block_product(block, worker, V, v_b):
-                rows, X = block
-                A = self._logits_into(X, V, v_b, rows.stop - rows.start, worker)
-                return self._curvature_times(rows, X, proba[:, rows], A)
+        They are kept by the last evaluation with ``keep_proba``; a later
+        one, at another point, overwrites them, and the products then
+        recompute them.
+        """
+        W, b = self._cast(params)
+        generation = self._proba_generation
+        # Per thread, one more block for A while the scratch holds P;
+        # dropped with the products.
+        spares = {}
 
-        else:
-            W, b = self._cast(params)
-            # Per thread, one more block for A while the scratch holds P;
-            # dropped with the products.
-            spares = {}
+        def on_kept(block, worker, V, v_b):
+            rows, X = block
+            A = self._logits_into(X, V, v_b, rows.stop - rows.start, worker)
+            return self._curvature_times(rows, X, self._proba[:, rows], A)
 
-            def block_product(block, worker, V, v_b):
-                rows, X = block
-                n_rows = rows.stop - rows.start
-                P = self._logits_into(X, W, b, n_rows, worker)
-                P -= P.max(axis=0)
-                _exp_shifted(P)
-                P /= P.sum(axis=0)
-                spare = spares.get(worker)
-                if spare is None:
-                    spare = spares[worker] = np.empty(self._block_size(), self.dtype)
-                A = spare[: P.size].reshape(P.shape)
-                self._logits_into(X, V, v_b, n_rows, worker, logits=A)
-                return self._curvature_times(rows, X, P, A)
+        def recomputed(block, worker, V, v_b):
+            rows, X = block
+            n_rows = rows.stop - rows.start
+            P = self._logits_into(X, W, b, n_rows, worker)
+            P -= P.max(axis=0)
+            _exp_shifted(P)
+            P /= P.sum(axis=0)
+            spare = spares.get(worker)
+            if spare is None:
+                spare = spares[worker] = np.empty(self._block_size(), self.dtype)
+            A = spare[: P.size].reshape(P.shape)
+            self._logits_into(X, V, v_b, n_rows, worker, logits=A)
+            return self._curvature_times(rows, X, P, A)
 
         def hessp(direction):
             V, v_b = self._cast(direction)
+            kept = self.keeps_proba and self._proba_generation == generation
+            block_product = on_kept if kept else recomputed
             return self._sum_over_blocks(
                 lambda block, worker: block_product(block, worker, V, v_b)
             )[1]
