@@ -194,7 +194,7 @@ class _Preconditioned:
         return self._transpose_map(product)
 
     def make_exact(self):
-        """Make the Hessian products exact from here on: they are."""
+        """Make the Hessian products exact from here on (here they already are)."""
 
     def penalty_ray_curvature(self):
         """The penalty's ``x^T H x`` at the last point ``x``: of the whole, a part.
