@@ -20,13 +20,18 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 N, D, K = 100_000, 100, 10
 
 
-@pytest.fixture(scope="module")
-def data():
+def _problem(scale):
+    """Softmax labels for logits whose coefficients have this scale."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(N, D))
-    logits = X @ rng.normal(scale=0.3, size=(D, K))
+    logits = X @ rng.normal(scale=scale, size=(D, K))
     y = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
     return X, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _problem(0.3)
 
 
 def _peak_units(model, X, y):
@@ -56,14 +61,11 @@ def test_newton_cg_with_its_curvature_sample_stays_within_the_budget(data, dtype
 
 @pytest.fixture(scope="module")
 def nearly_separable():
-    # Logits of scale 30: a default lbfgs fit at C=1e6 runs 177 iterations
-    # and then checks its gap estimate with exact Hessian products; newton-cg
-    # makes its products exact after its curvature sample misjudges a step.
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(N, D))
-    logits = X @ rng.normal(scale=30.0, size=(D, K))
-    y = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
-    return X, y
+    # A default lbfgs fit at C=1e6 runs about 180 iterations, then checks its
+    # gap estimate with exact Hessian products and hands over to Newton steps
+    # on them; newton-cg makes its products exact after its curvature sample
+    # misjudges a step.
+    return _problem(30.0)
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
