@@ -1068,7 +1068,8 @@ def _sampled_newton(
     The step length halves from 1 until the objective falls by at least
     ``1e-4`` of what the slope promises, or, where the objective changes by
     no more than its rounding, until the gradient's 1-norm falls. Returns
-    when ``callback`` raises StopIteration, after ``maxiter`` steps, or when
+    when ``callback`` raises StopIteration, after ``maxiter`` steps (where a
+    positive ``least_gain`` is still tested after the last one), or when
     no step length does either, or before a step whose slope promises a
     decrease (``-slope / 2``) of at most ``least_gain``: with the default 0,
     only at a gradient of exactly zero, where no step gains anything. With
@@ -1086,7 +1087,11 @@ def _sampled_newton(
     steps = 0
     # What the last step lowered the objective by, for ``gained_too``.
     gained = np.inf if gained_too else 0.0
-    for _ in range(maxiter):
+    for steps_left in range(maxiter, -1, -1):
+        # After the last step, its rule is still looked at where it can hold:
+        # otherwise a fit whose last allowed step met it warned as if not.
+        if not steps_left and not (least_gain > 0.0 and gained <= least_gain):
+            break
         operator = LinearOperator(
             (n, n), matvec=lambda v, x=x: hessp(x, v, *args), dtype=np.float64
         )
@@ -1101,6 +1106,8 @@ def _sampled_newton(
             step, slope = -grad, -float(grad @ grad)
         if -slope / 2.0 <= least_gain and gained <= least_gain:
             message, success = "the next step promises too little", True
+            break
+        if not steps_left:
             break
         length = 1.0
         for _ in range(_MAX_HALVINGS):

@@ -337,6 +337,18 @@ def test_max_iter_ending_the_newton_steps_after_lbfgs_warns(capsys):
     assert "Newton steps on exact curvature follow" in capsys.readouterr().out
 
 
+def test_newton_steps_whose_last_allowed_step_meets_their_rule_do_not_warn():
+    # Seed 35 at C=1e6: without max_iter the fit ends at iteration 478, its
+    # Newton steps' rule met after that step. With max_iter=478 the rule was
+    # not looked at after the last allowed step, and the fit warned that the
+    # steps were still gaining.
+    X, y = _near_separation(35)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = SoftmaxClassifier(C=1e6, max_iter=478).fit(X, y)
+    assert clf.n_iter_ == 478
+
+
 def test_lbfgs_stopping_itself_above_the_gap_rule_checks_the_decrement():
     # In float32, L-BFGS-B's line search failed 1.4e-2 above the optimum,
     # with the gradient within tol and its gap estimate at 3e-2: the fit
