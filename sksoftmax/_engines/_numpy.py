@@ -59,8 +59,7 @@ _LEAST_SPREAD = 1e-140
 _KEPT_PROBA_BYTES = 1 << 20
 _KEPT_PROBA_VECTORS = 20
 # Shifted float64 logits are raised to this before exp in a pass whose first
-# block's first _FLOOR_PROBE rows have one below it (see
-# NumPyEngine._exp_shifted).
+# _FLOOR_PROBE rows have one below it (see NumPyEngine._needs_floor).
 _EXP_FLOOR = np.log(np.finfo(np.float64).tiny) + 1.0
 _FLOOR_PROBE = 16
 # Magnitudes whose squares, and sums of them, stay well inside float64.
@@ -114,9 +113,13 @@ def _kron_rows(design, factors):
     )
 
 
-def _floored_exp(logits):
-    """``exp``, in place, of shifted logits raised to at least ``_EXP_FLOOR``."""
-    np.maximum(logits, _EXP_FLOOR, out=logits)
+def _exp_shifted(logits, floor):
+    """``exp``, in place, of shifted logits; with ``floor``, raised to ``_EXP_FLOOR``.
+
+    See NumPyEngine._needs_floor.
+    """
+    if floor:
+        np.maximum(logits, _EXP_FLOOR, out=logits)
     np.exp(logits, out=logits)
 
 
@@ -204,7 +207,6 @@ class NumPyEngine(ParameterLayout):
         self._proba = None
         # Counts the evaluations that kept their probabilities (see _products).
         self._proba_generation = 0
-        self._floor_exp = False
         self.keeps_proba = n_samples * n_classes * self.dtype.itemsize <= max(
             _KEPT_PROBA_BYTES, _KEPT_PROBA_VECTORS * 8 * self.n_params
         )
@@ -541,34 +543,30 @@ class NumPyEngine(ParameterLayout):
             for scratch in self._scratch[: engine._n_groups]
         ]
 
-    def _exp_shifted(self, logits, rows):
-        """``exp``, in place, of K x n_rows logits shifted to a maximum of 0.
+    def _needs_floor(self, W, b):
+        """Whether a pass at ``(W, b)`` floors its shifted logits before exp.
 
-        Below the log of the smallest normal float, exp is subnormal or
-        zero, and numpy's float64 exp takes a slow path there: 54 times as
-        long per entry for subnormal results, 8 times for zeros (numpy 2.4,
-        AVX-512, AMD EPYC), and 3.5 times for a block of logits spread down
-        to -1000 (``benchmarks/evaluation.py``, "exp"); its float32 exp does
-        not. Near separation most logits lie that far below their row's
-        maximum: 84% at the optimum of 100000 x 100 with 10 classes and
-        logits of scale 30 (``C=1e6``), where raising them to ``e`` times the
-        smallest normal float first made lbfgs and newton-cg fits 0.83 and
-        0.87 times as long. That costs a pass, 3% to 9% of an evaluation on ordinary
-        logits, so a few rows of each pass's first block decide whether the
-        pass makes it (blocks that threads run alongside keep the last
-        pass's decision). The change is at most 6e-308 in a probability and,
-        since the weights sum to 1, at most that times the largest feature
-        in a gradient entry.
+        Below the log of the smallest normal float, exp is subnormal or zero,
+        and numpy's float64 exp takes a slow path there: 54 times as long per
+        entry for subnormal results, 8 times for zeros (numpy 2.4, AVX-512, AMD
+        EPYC), and 3.5 times for a block of logits spread down to -1000
+        (``benchmarks/evaluation.py``, "exp"); its float32 exp does not. Near
+        separation most logits lie that far below their row's maximum: 84% at
+        the optimum of 100000 x 100 with 10 classes and logits of scale 30
+        (``C=1e6``), where raising them to ``e`` times the smallest normal float
+        first made lbfgs and newton-cg fits 0.83 to 0.86 and 0.87 times as long
+        (two runs). That costs a pass, 3% to 9% of an evaluation on ordinary
+        logits, so the first ``_FLOOR_PROBE`` rows decide, before the pass, for
+        all its blocks: the same whichever threads run them. The change is at
+        most 6e-308 in a probability and, since the weights sum to 1, at most
+        that times the largest feature in a gradient entry.
         """
-        if rows.start == 0:
-            self._floor_exp = (
-                logits.dtype == np.float64
-                and logits[:, :_FLOOR_PROBE].min() < _EXP_FLOOR
-            )
-        if self._floor_exp:
-            _floored_exp(logits)
-        else:
-            np.exp(logits, out=logits)
+        if self.dtype != np.float64:
+            return False
+        logits = np.asarray(self.X[:_FLOOR_PROBE] @ W)
+        if self.fit_intercept:
+            logits = logits + b
+        return bool(np.any(logits < logits.max(axis=1, keepdims=True) + _EXP_FLOOR))
 
     def _logits_into(self, X, W, b, n_rows, worker, logits=None):
         """``(X W + b)^T`` in ``logits``, by default ``worker``'s K x n_rows scratch."""
@@ -642,6 +640,7 @@ class NumPyEngine(ParameterLayout):
     def _loss_gradient(self, params, keep_proba):
         """Value and gradient; with ``keep_proba``, keep P for Hessian products."""
         W, b = self._cast(params)
+        floor = self._needs_floor(W, b)
         if keep_proba and self._proba is None:
             self._proba = np.empty((self.n_classes, self.X.shape[0]), self.dtype)
         if keep_proba:
@@ -656,7 +655,7 @@ class NumPyEngine(ParameterLayout):
             flat = logits.reshape(-1)
             target = self._target(rows)
             true_logit = flat.take(target)
-            self._exp_shifted(logits, rows)
+            _exp_shifted(logits, floor)
             total = logits.sum(axis=0)
             # Accumulated in float64: the line search compares these values.
             value = float(
@@ -740,6 +739,7 @@ class NumPyEngine(ParameterLayout):
         float
         """
         W, b = self._cast(params)
+        floor = self._needs_floor(W, b)
 
         def block_variance(block, worker):
             rows, X = block
@@ -748,7 +748,7 @@ class NumPyEngine(ParameterLayout):
             logits -= logits.max(axis=0)
             shifted = self._buffers(worker, n_rows)[1].reshape(logits.shape)
             shifted[...] = logits
-            self._exp_shifted(logits, rows)
+            _exp_shifted(logits, floor)
             total = logits.sum(axis=0)
             mean = np.einsum("ki,ki->i", logits, shifted) / total
             shifted *= shifted
@@ -767,6 +767,7 @@ class NumPyEngine(ParameterLayout):
         recompute them.
         """
         W, b = self._cast(params)
+        floor = self._needs_floor(W, b)
         generation = self._proba_generation
         # Per thread, one more block for A while the scratch holds P;
         # dropped with the products.
@@ -782,7 +783,7 @@ class NumPyEngine(ParameterLayout):
             n_rows = rows.stop - rows.start
             P = self._logits_into(X, W, b, n_rows, worker)
             P -= P.max(axis=0)
-            self._exp_shifted(P, rows)
+            _exp_shifted(P, floor)
             P /= P.sum(axis=0)
             spare = spares.get(worker)
             if spare is None:
