@@ -751,8 +751,11 @@ class NumPyEngine(ParameterLayout):
             _exp_shifted(logits, floor)
             total = logits.sum(axis=0)
             mean = np.einsum("ki,ki->i", logits, shifted) / total
-            shifted *= shifted
-            variance = np.einsum("ki,ki->i", logits, shifted) / total - mean * mean
+            # Logits past 1e154 square to inf: the curvature is then inf, and
+            # the bound it would give is not used.
+            with np.errstate(over="ignore", invalid="ignore"):
+                shifted *= shifted
+                variance = np.einsum("ki,ki->i", logits, shifted) / total - mean * mean
             weights = self.weights[rows].astype(np.float64, copy=False)
             value = float(np.dot(weights, np.maximum(variance, 0.0)))
             return value, 0.0, 0.0
