@@ -655,16 +655,7 @@ def _decrement_above(problem, x, bound, max_products):
 
 
 def _minimize(
-    problem,
-    params0,
-    *,
-    method,
-    tol,
-    max_iter,
-    verbose,
-    tag,
-    options,
-    gap=None,
+    problem, params0, *, method, tol, max_iter, verbose, tag, options, gap=None
 ):
     """Run scipy's ``method`` on ``problem``, stopping on the original gradient.
 
