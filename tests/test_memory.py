@@ -68,8 +68,11 @@ def nearly_separable():
     return _problem(30.0)
 
 
-@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
-def test_exact_hessian_products_stay_within_the_budget(nearly_separable, solver):
+@pytest.mark.parametrize(
+    "solver, dtype",
+    [("lbfgs", np.float64), ("newton-cg", np.float64), ("newton-cg", np.float32)],
+)
+def test_exact_hessian_products_stay_within_the_budget(nearly_separable, solver, dtype):
     X, y = nearly_separable
     model = SoftmaxClassifier(solver=solver, C=1e6, max_iter=1000)
-    assert _peak_units(model, X, y) <= 1.1
+    assert _peak_units(model, X.astype(dtype), y) <= 1.1
