@@ -373,3 +373,44 @@ def test_every_engine_keeps_the_spread_of_columns_far_from_zero(engine_input):
     assert np.all(error <= 1e-12 * expected_std[5:] + 16 * eps * np.abs(mean[5:]))
     np.testing.assert_array_equal(mean[:5], X[0, :5])
     assert np.all(std[:5] <= 1e-3 * eps * np.abs(mean[:5]))
+
+
+def _float32_input(name, X, y, w):
+    if name == "torch-cpu":
+        torch = pytest.importorskip("torch")
+        return torch.asarray(X, dtype=torch.float32), y, w
+    return ENGINES[name](X.astype(np.float32), y, w)
+
+
+@pytest.mark.parametrize(
+    "name", ["numpy", "csr", "dask", "array-api-strict", "torch-cpu"]
+)
+def test_float32_keeps_losses_below_its_rounding_of_one(name, request):
+    # Near separation most rows' own class leads by 17 or more, and their
+    # loss log(1 + share), with share the other classes' exp below e^-17,
+    # is below float32's rounding of 1 (6e-8): computed as log(total) it
+    # was 0 or 1.2e-7, and the true class's gradient entry p - 1 was as
+    # far off.
+    if name == "dask":
+        request.getfixturevalue("dask_client")
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(4000, 4)).astype(np.float32).astype(np.float64)
+    coef = 10.0 * rng.normal(size=(4, N_CLASSES))
+    logits = np.sort(X @ coef, axis=1)
+    margin = logits[:, -1] - logits[:, -2]
+    # Rows whose own class leads by 17 to 30: every loss is below 6e-8.
+    X = X[(margin > 17) & (margin < 30)]
+    assert X.shape[0] > 100
+    y = np.argmax(X @ coef, axis=1)
+    weights = np.ones(X.shape[0])
+    params = np.concatenate([coef.ravel(), np.zeros(N_CLASSES)])
+    value, grad, _, _ = data_term(X, y, N_CLASSES, weights, params, True)
+    X_in, y_in, weights_in = _float32_input(name, X, y, weights)
+    engine = make_engine(X_in, y_in, N_CLASSES, weights_in, True)
+    got_value, got_grad = engine.loss_gradient(params)
+    # float32 logits of size 100 are off by up to 100 * 6e-8 in absolute terms,
+    # which the exp of the small shares carries as a relative error.
+    assert got_value == pytest.approx(value, rel=1e-4)
+    np.testing.assert_allclose(
+        got_grad, grad, rtol=1e-3, atol=1e-4 * np.abs(grad).max()
+    )

@@ -68,7 +68,11 @@ def _f32(X):
         (lambda X: np.c_[X, np.zeros(len(X))], 1e-5),
         (lambda X: np.c_[X, X, X[:, :1]], 1e-5),
         (lambda X: X + [1e9, 0.0, 0.0, 0.0], 1e-4),
-        (lambda X: sparse.csr_matrix(X + [1e9, 0.0, 0.0, 0.0]), 1e-4),
+        # Sparse columns are not centred: the offset takes 9 of float64's 16
+        # digits from the logits, and the fit ends, with a warning, where
+        # the objective's rounding hides further gains. Over offsets of 1e7
+        # to 1e10 in two columns the probabilities were up to 2.5e-4 off.
+        (lambda X: sparse.csr_matrix(X + [1e9, 0.0, 0.0, 0.0]), 5e-4),
         (lambda X: sparse.csr_matrix(np.c_[X, np.full(len(X), 7.0)]), 1e-5),
     ],
     ids=[

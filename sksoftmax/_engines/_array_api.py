@@ -77,10 +77,12 @@ class ArrayAPIEngine(ParameterLayout):
             codes * codes.shape[0] + np.arange(codes.shape[0], dtype=np.int64),
             device=self._device,
         )
-        # The target's share of the gradient, X^T D Y and 1^T D Y, does not
-        # depend on the parameters: computed once (in float64), it leaves
-        # the evaluations P's scaling and no one-hot matrix on the device.
-        self._target_gradient = self._target_sums(codes)
+        # Which entry of the K x n logits is each sample's own class: a
+        # quarter of a float32 n x K array, for the selections of the
+        # evaluations (the standard has no scatter).
+        self._own = xp.asarray(
+            codes[None, :] == np.arange(n_classes)[:, None], device=self._device
+        )
         self._proba = None
 
     def _to_device(self, array, dtype=None):
@@ -149,26 +151,6 @@ class ArrayAPIEngine(ParameterLayout):
         W, b = self._to_device(W), self._to_device(b)
         return separates(_to_host(self._logits(W, b)), self.y, self.weights)
 
-    def _target_sums(self, codes):
-        """``X^T D Y`` and ``1^T D Y`` as a flat float64 host vector."""
-        xp = self._xp
-        dtype = self._accumulation_dtype
-        device_codes = xp.asarray(codes[:, None], device=self._device)
-        classes = xp.arange(
-            self.n_classes, dtype=device_codes.dtype, device=self._device
-        )
-        weights = xp.astype(self._weights, dtype)
-        sums = 0.0
-        for rows in self._row_blocks(self.n_features + self.n_classes):
-            target = (
-                xp.astype(device_codes[rows, :] == classes, dtype) * weights[rows, :]
-            )
-            sums = (
-                sums + xp.matrix_transpose(xp.astype(self.X[rows, :], dtype)) @ target
-            )
-        totals = np.bincount(codes, weights=self.weights, minlength=self.n_classes)
-        return np.concatenate([_to_host(sums).ravel(), totals])
-
     def _parameters(self, params):
         """``W`` and ``b`` on the device from one transfer of ``params``."""
         # The flat layout is W's rows followed by b: a (d + 1) x K matrix.
@@ -219,8 +201,11 @@ class ArrayAPIEngine(ParameterLayout):
     def _loss_gradient(self, params, keep_proba):
         """Value and gradient; with ``keep_proba``, keep P on the device.
 
-        The gradient is ``[X, 1]^T D P - [X, 1]^T D Y``: the device forms
-        the first term, the host subtracts the second, computed once.
+        The other classes' share of each sample's exp is summed without its
+        own class's term: near separation it is far below the rounding of
+        the total (float32: 6e-8 of it), and both the loss, log1p(share)
+        where the own class leads, and the own class's entry of ``P - Y``,
+        ``-share / total``, are proportional to it.
         """
         xp = self._xp
         logits = self._class_logits(*self._parameters(params))
@@ -228,25 +213,28 @@ class ArrayAPIEngine(ParameterLayout):
         # overflows.
         logits -= xp.max(logits, axis=0, keepdims=True)
         true_logits = xp.take(xp.reshape(logits, (-1,)), self._true_index)
-        proba = xp.exp(logits)
-        del logits  # so that at most two n x K arrays live at once
-        total = xp.sum(proba, axis=0, keepdims=True)
-        sample_loss = self._weights_row * (xp.log(total) - true_logits[None, :])
+        exps = xp.exp(logits)
+        del logits  # at most two n x K arrays live at once (three to keep P)
+        true_exps = xp.take(xp.reshape(exps, (-1,)), self._true_index)
+        zero = xp.zeros((), dtype=self.dtype, device=self._device)
+        exps = xp.where(self._own, zero, exps)
+        others = xp.sum(exps, axis=0)
+        total = others + true_exps
+        sample_loss = self._weights_row[0, :] * (
+            xp.log1p((true_exps - 1) + others) - true_logits
+        )
         # Summed in float64 where possible: a float32 total moves in steps
         # of 6e-8 relative, which L-BFGS-B takes for convergence too early.
         value = xp.sum(xp.astype(sample_loss, self._accumulation_dtype))
-        scale = self._weights_row / total
+        exps /= total
         if keep_proba:
-            scaled = proba * scale
-            proba /= total
-            self._proba = proba
-        else:
-            # D P in place of P, which is not needed any more.
-            proba *= scale
-            scaled = proba
-        flat = self._sums_to_host(scaled, value)
-        grad = self.mask_intercept(flat[: self.n_params] - self._target_gradient)
-        return float(flat[-1]), grad
+            self._proba = xp.where(self._own, true_exps / total, exps)
+        # D (P - Y), the own class's entry from the others' share.
+        exps *= self._weights_row
+        residual = xp.where(self._own, -self._weights_row * (others / total), exps)
+        del exps
+        flat = self._sums_to_host(residual, value)
+        return float(flat[-1]), self.mask_intercept(flat[: self.n_params])
 
     def hessian_product(
         self, params: np.ndarray

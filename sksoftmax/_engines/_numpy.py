@@ -662,20 +662,31 @@ class NumPyEngine(ParameterLayout):
             target = self._target(rows)
             true_logit = flat.take(target)
             _exp_shifted(logits, floor)
-            total = logits.sum(axis=0)
+            # The other classes' share, summed without the true class's term:
+            # near separation it is far below the rounding of 1 + share
+            # (float32: 6e-8), and both the loss, log1p(share) where the true
+            # class has the largest logit, and its gradient entry, p - 1 =
+            # -share / total, are proportional to it.
+            true_exp = flat.take(target)
+            flat[target] = 0
+            others = logits.sum(axis=0)
+            total = others + true_exp
             # Accumulated in float64: the line search compares these values.
             value = float(
                 np.dot(
                     self.weights[rows].astype(np.float64, copy=False),
-                    (np.log(total) - true_logit).astype(np.float64, copy=False),
+                    (np.log1p((true_exp - 1) + others) - true_logit).astype(
+                        np.float64, copy=False
+                    ),
                 )
             )
             if proba is not None:
+                flat[target] = true_exp
                 np.divide(logits, total, out=proba[:, rows])
             # logits <- (D (P - Y))^T: one scaling pass, one scatter.
-            weights = self.weights[rows]
-            logits *= weights / total
-            flat[target] -= weights
+            scale = self.weights[rows] / total
+            logits *= scale
+            flat[target] = -scale * others
             return value, X.T @ logits.T, logits.sum(axis=1, dtype=np.float64)
 
         return self._sum_over_blocks(block_loss_gradient)
