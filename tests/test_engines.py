@@ -389,8 +389,8 @@ def test_float32_keeps_losses_below_its_rounding_of_one(name, request):
     # Near separation most rows' own class leads by 17 or more, and their
     # loss log(1 + share), with share the other classes' exp below e^-17,
     # is below float32's rounding of 1 (6e-8): computed as log(total) it
-    # was 0 or 1.2e-7, and the true class's gradient entry p - 1 was as
-    # far off.
+    # was 0 or 1.2e-7, and the own class's entries of P - Y and of the
+    # Hessian products, p - 1 and p (a - rowsum(P * A)), as far off.
     if name == "dask":
         request.getfixturevalue("dask_client")
     rng = np.random.default_rng(5)
@@ -398,19 +398,25 @@ def test_float32_keeps_losses_below_its_rounding_of_one(name, request):
     coef = 10.0 * rng.normal(size=(4, N_CLASSES))
     logits = np.sort(X @ coef, axis=1)
     margin = logits[:, -1] - logits[:, -2]
-    # Rows whose own class leads by 17 to 30: every loss is below 6e-8.
-    X = X[(margin > 17) & (margin < 30)]
+    # Every loss below 6e-8, and above e^-25, where the float64 reference's
+    # 1 - p keeps five digits.
+    X = X[(margin > 17) & (margin < 25)]
     assert X.shape[0] > 100
     y = np.argmax(X @ coef, axis=1)
     weights = np.ones(X.shape[0])
     params = np.concatenate([coef.ravel(), np.zeros(N_CLASSES)])
-    value, grad, _, _ = data_term(X, y, N_CLASSES, weights, params, True)
+    value, grad, hessian, _ = data_term(X, y, N_CLASSES, weights, params, True)
     X_in, y_in, weights_in = _float32_input(name, X, y, weights)
     engine = make_engine(X_in, y_in, N_CLASSES, weights_in, True)
-    got_value, got_grad = engine.loss_gradient(params)
+    got_value, got_grad, hessp = engine.hessian_product(params)
     # float32 logits of size 100 are off by up to 100 * 6e-8 in absolute terms,
     # which the exp of the small shares carries as a relative error.
     assert got_value == pytest.approx(value, rel=1e-4)
     np.testing.assert_allclose(
         got_grad, grad, rtol=1e-3, atol=1e-4 * np.abs(grad).max()
+    )
+    direction = rng.normal(size=engine.n_params)
+    product = hessian @ direction
+    np.testing.assert_allclose(
+        hessp(direction), product, rtol=1e-3, atol=1e-4 * np.abs(product).max()
     )

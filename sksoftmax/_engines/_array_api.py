@@ -259,6 +259,8 @@ class ArrayAPIEngine(ParameterLayout):
 
         def hessp(direction):
             A = self._class_logits(*self._parameters(direction))
+            # Less each row's own class's entry, as in the NumPy engine.
+            A -= xp.take(xp.reshape(A, (-1,)), self._true_index)
             A -= xp.sum(proba * A, axis=0, keepdims=True)
             A *= proba
             A *= self._weights_row

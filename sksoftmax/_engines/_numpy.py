@@ -824,6 +824,11 @@ class NumPyEngine(ParameterLayout):
 
     def _curvature_times(self, rows, X, P, A):
         """A block's share of a Hessian product; overwrites ``A``, its ``X V + v_b``."""
+        # R = P * (A - rowsum(P * A)) is the same for A less any per-row
+        # constant. Less each row's own class's entry, that class's entry of
+        # R is -p * (the others' share of P * A): it keeps its digits where
+        # the row's own probability rounds to 1 (see docs/math.rst).
+        A -= A.reshape(-1).take(self._target(rows))
         A -= np.einsum("ki,ki->i", P, A)
         A *= P
         A *= self.weights[rows]
