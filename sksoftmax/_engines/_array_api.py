@@ -259,8 +259,11 @@ class ArrayAPIEngine(ParameterLayout):
 
         def hessp(direction):
             A = self._class_logits(*self._parameters(direction))
-            # Less each row's own class's entry, as in the NumPy engine.
-            A -= xp.take(xp.reshape(A, (-1,)), self._true_index)
+            # Less the own class's entry where it is the likelier, as in the
+            # NumPy engine.
+            own = xp.take(xp.reshape(A, (-1,)), self._true_index)
+            likelier = xp.take(xp.reshape(proba, (-1,)), self._true_index) >= 0.5
+            A -= xp.where(likelier, own, xp.zeros_like(own))
             A -= xp.sum(proba * A, axis=0, keepdims=True)
             A *= proba
             A *= self._weights_row

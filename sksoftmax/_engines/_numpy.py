@@ -188,8 +188,9 @@ class NumPyEngine(ParameterLayout):
         )
         if weights.min() == weights.max():
             # Equal weights (no sample or class weights) are one value seen
-            # n times, read-only: a float32 fit near separation peaked at
-            # 1.14 units of its n x K budget with them stored, 1.04 without.
+            # n times, read-only: stored, they took a float32 fit with 10
+            # classes a tenth of its n x K budget (near separation, newton-cg
+            # peaked at 1.10 to 1.11 units with them, 1.00 to 1.02 without).
             weights = np.broadcast_to(weights[:1].copy(), (n_samples,))
         self.weights = weights
         # Many classes: at least 256 rows, or per-block overhead dominates.
@@ -210,7 +211,7 @@ class NumPyEngine(ParameterLayout):
         # Scratch for one block per thread, made when an evaluation first
         # runs in that many threads.
         self._scratch = []
-        self._proba = None
+        self._proba = self._likelier = None
         # Counts the evaluations that kept their probabilities (see _products).
         self._proba_generation = 0
         self.keeps_proba = n_samples * n_classes * self.dtype.itemsize <= max(
@@ -649,6 +650,8 @@ class NumPyEngine(ParameterLayout):
         floor = self._needs_floor(W, b)
         if keep_proba and self._proba is None:
             self._proba = np.empty((self.n_classes, self.X.shape[0]), self.dtype)
+            # Whether each row's own class is the likelier (see _curvature_times).
+            self._likelier = np.empty(self.X.shape[0], dtype=bool)
         if keep_proba:
             self._proba_generation += 1
         proba = self._proba if keep_proba else None
@@ -656,40 +659,49 @@ class NumPyEngine(ParameterLayout):
         def block_loss_gradient(block, worker):
             rows, X = block
             logits = self._logits_into(X, W, b, rows.stop - rows.start, worker)
-            # log-sum-exp with the maximum subtracted: exp never overflows.
-            logits -= logits.max(axis=0)
-            flat = logits.reshape(-1)
-            target = self._target(rows)
-            true_logit = flat.take(target)
-            _exp_shifted(logits, floor)
-            # The other classes' share, summed without the true class's term:
-            # near separation it is far below the rounding of 1 + share
-            # (float32: 6e-8), and both the loss, log1p(share) where the true
-            # class has the largest logit, and its gradient entry, p - 1 =
-            # -share / total, are proportional to it.
-            true_exp = flat.take(target)
-            flat[target] = 0
-            others = logits.sum(axis=0)
-            total = others + true_exp
-            # Accumulated in float64: the line search compares these values.
-            value = float(
-                np.dot(
-                    self.weights[rows].astype(np.float64, copy=False),
-                    (np.log1p((true_exp - 1) + others) - true_logit).astype(
-                        np.float64, copy=False
-                    ),
-                )
-            )
-            if proba is not None:
-                flat[target] = true_exp
-                np.divide(logits, total, out=proba[:, rows])
-            # logits <- (D (P - Y))^T: one scaling pass, one scatter.
-            scale = self.weights[rows] / total
-            logits *= scale
-            flat[target] = -scale * others
+            value = self._residual(logits, rows, floor, proba)
             return value, X.T @ logits.T, logits.sum(axis=1, dtype=np.float64)
 
         return self._sum_over_blocks(block_loss_gradient)
+
+    def _residual(self, logits, rows, floor, proba):
+        """Turn a block's K x n_rows logits into ``(D (P - Y))^T``; its loss.
+
+        Its per-row arrays are freed on return, before the block's matrix
+        products: each thread's count against the n x K budget. With
+        ``proba``, the block's probabilities are kept there.
+        """
+        # log-sum-exp with the maximum subtracted: exp never overflows.
+        logits -= logits.max(axis=0)
+        flat = logits.reshape(-1)
+        target = self._target(rows)
+        true_logit = flat.take(target)
+        _exp_shifted(logits, floor)
+        # The other classes' share, summed without the true class's term:
+        # near separation it is far below the rounding of 1 + share
+        # (float32: 6e-8), and both the loss, log1p(share) where the true
+        # class has the largest logit, and its gradient entry, p - 1 =
+        # -share / total, are proportional to it.
+        true_exp = flat.take(target)
+        flat[target] = 0
+        others = logits.sum(axis=0)
+        total = others + true_exp
+        loss = true_exp - 1
+        loss += others
+        np.log1p(loss, out=loss)
+        loss -= true_logit
+        loss *= self.weights[rows]
+        if proba is not None:
+            flat[target] = true_exp
+            np.divide(logits, total, out=proba[:, rows])
+            np.greater_equal(true_exp, 0.5 * total, out=self._likelier[rows])
+        # One scaling pass, one scatter.
+        scale = self.weights[rows] / total
+        logits *= scale
+        others *= scale
+        flat[target] = -others
+        # Summed in float64: the line search compares these values.
+        return float(loss.sum(dtype=np.float64))
 
     def hessian_product(
         self, params: np.ndarray
@@ -796,7 +808,9 @@ class NumPyEngine(ParameterLayout):
         def on_kept(block, worker, V, v_b):
             rows, X = block
             A = self._logits_into(X, V, v_b, rows.stop - rows.start, worker)
-            return self._curvature_times(rows, X, self._proba[:, rows], A)
+            return self._curvature_times(
+                rows, X, self._proba[:, rows], A, self._likelier[rows]
+            )
 
         def recomputed(block, worker, V, v_b):
             rows, X = block
@@ -810,7 +824,8 @@ class NumPyEngine(ParameterLayout):
                 spare = spares[worker] = np.empty(self._block_size(), self.dtype)
             A = spare[: P.size].reshape(P.shape)
             self._logits_into(X, V, v_b, n_rows, worker, logits=A)
-            return self._curvature_times(rows, X, P, A)
+            likelier = P.reshape(-1).take(self._target(rows)) >= 0.5
+            return self._curvature_times(rows, X, P, A, likelier)
 
         def hessp(direction):
             V, v_b = self._cast(direction)
@@ -822,13 +837,21 @@ class NumPyEngine(ParameterLayout):
 
         return hessp
 
-    def _curvature_times(self, rows, X, P, A):
-        """A block's share of a Hessian product; overwrites ``A``, its ``X V + v_b``."""
+    def _curvature_times(self, rows, X, P, A, likelier):
+        """A block's share of a Hessian product; overwrites ``A``, its ``X V + v_b``.
+
+        ``likelier`` says, per row, whether its own class has probability
+        at least one half.
+        """
         # R = P * (A - rowsum(P * A)) is the same for A less any per-row
-        # constant. Less each row's own class's entry, that class's entry of
-        # R is -p * (the others' share of P * A): it keeps its digits where
-        # the row's own probability rounds to 1 (see docs/math.rst).
-        A -= A.reshape(-1).take(self._target(rows))
+        # constant. Less the own class's entry in rows where that class is
+        # the likelier, its entry of R is -p * (the others' share of P * A):
+        # it keeps its digits where p rounds to 1 (see docs/math.rst).
+        # Elsewhere the shift would cost digits: rounding grows with the
+        # entries' distance from the own class's.
+        own = A.reshape(-1).take(self._target(rows))
+        own *= likelier
+        A -= own
         A -= np.einsum("ki,ki->i", P, A)
         A *= P
         A *= self.weights[rows]
