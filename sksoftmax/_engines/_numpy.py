@@ -677,11 +677,11 @@ class NumPyEngine(ParameterLayout):
         target = self._target(rows)
         true_logit = flat.take(target)
         _exp_shifted(logits, floor)
-        # The other classes' share, summed without the true class's term:
+        # The other classes' share, summed without the own class's term:
         # near separation it is far below the rounding of 1 + share
-        # (float32: 6e-8), and both the loss, log1p(share) where the true
+        # (float32: 6e-8), and both the loss, log1p(share) where the own
         # class has the largest logit, and its gradient entry, p - 1 =
-        # -share / total, are proportional to it.
+        # -share / total, are proportional to it (see docs/math.rst).
         true_exp = flat.take(target)
         flat[target] = 0
         others = logits.sum(axis=0)
