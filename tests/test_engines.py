@@ -411,7 +411,7 @@ def test_float32_keeps_losses_below_its_rounding_of_one(name, request):
     got_value, got_grad, hessp = engine.hessian_product(params)
     # float32 logits of size 100 are off by up to 100 * 6e-8 in absolute terms,
     # which the exp of the small shares carries as a relative error.
-    assert got_value == pytest.approx(value, rel=1e-4)
+    assert got_value == pytest.approx(value, rel=1e-4, abs=0.0)
     np.testing.assert_allclose(
         got_grad, grad, rtol=1e-3, atol=1e-4 * np.abs(grad).max()
     )
@@ -447,3 +447,14 @@ def test_float32_products_on_rows_far_from_their_own_class(name):
         rtol=1e-4,
         atol=1e-5 * np.abs(product).max(),
     )
+
+
+@pytest.mark.parametrize("margin", [80.0, 87.0])
+def test_float32_losses_near_the_smallest_normal_keep_their_digits(margin):
+    # A loss of e^-87 is near float32's smallest normal; weighted by 1/n in
+    # float32 it fell among the subnormals: 3.8e-3 off at n = 100000.
+    n = 100_000
+    X = np.ones((n, 1), dtype=np.float32)
+    engine = make_engine(X, np.zeros(n, dtype=int), 2, np.ones(n), True)
+    value, _ = engine.loss_gradient(np.array([0.0, 0.0, margin, 0.0]))
+    assert value == pytest.approx(np.log1p(np.exp(-margin)), rel=1e-6, abs=0.0)

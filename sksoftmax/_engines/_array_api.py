@@ -256,13 +256,13 @@ class ArrayAPIEngine(ParameterLayout):
         xp = self._xp
         value, grad = self._loss_gradient(params, keep_proba=True)
         proba = self._proba
+        likelier = xp.take(xp.reshape(proba, (-1,)), self._true_index) >= 0.5
 
         def hessp(direction):
             A = self._class_logits(*self._parameters(direction))
             # Less the own class's entry where it is the likelier, as in the
             # NumPy engine.
             own = xp.take(xp.reshape(A, (-1,)), self._true_index)
-            likelier = xp.take(xp.reshape(proba, (-1,)), self._true_index) >= 0.5
             A -= xp.where(likelier, own, xp.zeros_like(own))
             A -= xp.sum(proba * A, axis=0, keepdims=True)
             A *= proba

@@ -690,6 +690,9 @@ class NumPyEngine(ParameterLayout):
         loss += others
         np.log1p(loss, out=loss)
         loss -= true_logit
+        # Weighted in float64: a float32 loss near its smallest normal (a
+        # margin of 80) times 1/n would lose digits to subnormals.
+        loss = loss.astype(np.float64)
         loss *= self.weights[rows]
         if proba is not None:
             flat[target] = true_exp
@@ -701,7 +704,7 @@ class NumPyEngine(ParameterLayout):
         others *= scale
         flat[target] = -others
         # Summed in float64: the line search compares these values.
-        return float(loss.sum(dtype=np.float64))
+        return float(loss.sum())
 
     def hessian_product(
         self, params: np.ndarray
