@@ -650,7 +650,9 @@ class NumPyEngine(ParameterLayout):
         floor = self._needs_floor(W, b)
         if keep_proba and self._proba is None:
             self._proba = np.empty((self.n_classes, self.X.shape[0]), self.dtype)
-            # Whether each row's own class is the likelier (see _curvature_times).
+            # Whether each row's own class is the likelier (see _curvature_times),
+            # kept since a block of the kept P is a strided view, which a flat
+            # take would copy whole.
             self._likelier = np.empty(self.X.shape[0], dtype=bool)
         if keep_proba:
             self._proba_generation += 1
@@ -811,8 +813,9 @@ class NumPyEngine(ParameterLayout):
         def on_kept(block, worker, V, v_b):
             rows, X = block
             A = self._logits_into(X, V, v_b, rows.stop - rows.start, worker)
+            target = self._target(rows)
             return self._curvature_times(
-                rows, X, self._proba[:, rows], A, self._likelier[rows]
+                rows, X, self._proba[:, rows], A, target, self._likelier[rows]
             )
 
         def recomputed(block, worker, V, v_b):
@@ -827,8 +830,9 @@ class NumPyEngine(ParameterLayout):
                 spare = spares[worker] = np.empty(self._block_size(), self.dtype)
             A = spare[: P.size].reshape(P.shape)
             self._logits_into(X, V, v_b, n_rows, worker, logits=A)
-            likelier = P.reshape(-1).take(self._target(rows)) >= 0.5
-            return self._curvature_times(rows, X, P, A, likelier)
+            target = self._target(rows)
+            likelier = P.reshape(-1).take(target) >= 0.5
+            return self._curvature_times(rows, X, P, A, target, likelier)
 
         def hessp(direction):
             V, v_b = self._cast(direction)
@@ -840,11 +844,12 @@ class NumPyEngine(ParameterLayout):
 
         return hessp
 
-    def _curvature_times(self, rows, X, P, A, likelier):
+    def _curvature_times(self, rows, X, P, A, target, likelier):
         """A block's share of a Hessian product; overwrites ``A``, its ``X V + v_b``.
 
-        ``likelier`` says, per row, whether its own class has probability
-        at least one half.
+        ``target`` holds the rows' own-class positions in the flattened
+        block (see ``_target``), and ``likelier`` says, per row, whether
+        that class has probability at least one half.
         """
         # R = P * (A - rowsum(P * A)) is the same for A less any per-row
         # constant. Less the own class's entry in rows where that class is
@@ -852,7 +857,7 @@ class NumPyEngine(ParameterLayout):
         # it keeps its digits where p rounds to 1 (see docs/math.rst).
         # Elsewhere the shift would cost digits: rounding grows with the
         # entries' distance from the own class's.
-        own = A.reshape(-1).take(self._target(rows))
+        own = A.reshape(-1).take(target)
         own *= likelier
         A -= own
         A -= np.einsum("ki,ki->i", P, A)
