@@ -669,9 +669,9 @@ class NumPyEngine(ParameterLayout):
     def _residual(self, logits, rows, floor, proba):
         """Turn a block's K x n_rows logits into ``(D (P - Y))^T``; its loss.
 
-        Its per-row arrays are freed on return, before the block's matrix
-        products: each thread's count against the n x K budget. With
-        ``proba``, the block's probabilities are kept there.
+        Each per-row array is dropped once used: every thread's count
+        against the n x K budget. With ``proba``, the block's probabilities
+        are kept there.
         """
         # log-sum-exp with the maximum subtracted: exp never overflows.
         logits -= logits.max(axis=0)
@@ -687,26 +687,29 @@ class NumPyEngine(ParameterLayout):
         true_exp = flat.take(target)
         flat[target] = 0
         others = logits.sum(axis=0)
-        total = others + true_exp
-        loss = true_exp - 1
+        # In float64: a float32 loss near its smallest normal (a margin of
+        # 80) times 1/n would lose digits to subnormals.
+        loss = np.subtract(true_exp, 1, dtype=np.float64)
         loss += others
         np.log1p(loss, out=loss)
         loss -= true_logit
-        # Weighted in float64: a float32 loss near its smallest normal (a
-        # margin of 80) times 1/n would lose digits to subnormals.
-        loss = loss.astype(np.float64)
+        del true_logit
         loss *= self.weights[rows]
+        # Summed in float64: the line search compares these values.
+        value = float(loss.sum())
+        del loss
+        total = others + true_exp
         if proba is not None:
             flat[target] = true_exp
             np.divide(logits, total, out=proba[:, rows])
             np.greater_equal(true_exp, 0.5 * total, out=self._likelier[rows])
+        del true_exp
         # One scaling pass, one scatter.
-        scale = self.weights[rows] / total
+        scale = np.divide(self.weights[rows], total, out=total)
         logits *= scale
         others *= scale
-        flat[target] = -others
-        # Summed in float64: the line search compares these values.
-        return float(loss.sum())
+        flat[target] = np.negative(others, out=others)
+        return value
 
     def hessian_product(
         self, params: np.ndarray
