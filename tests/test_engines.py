@@ -450,11 +450,14 @@ def test_float32_products_on_rows_far_from_their_own_class(name):
 
 
 @pytest.mark.parametrize("margin", [80.0, 87.0])
-def test_float32_losses_near_the_smallest_normal_keep_their_digits(margin):
+@pytest.mark.parametrize("name", ["numpy", "array-api-strict", "torch-cpu"])
+def test_float32_losses_near_the_smallest_normal_keep_their_digits(name, margin):
     # A loss of e^-87 is near float32's smallest normal; weighted by 1/n in
     # float32 it fell among the subnormals: 3.8e-3 off at n = 100000.
     n = 100_000
-    X = np.ones((n, 1), dtype=np.float32)
-    engine = make_engine(X, np.zeros(n, dtype=int), 2, np.ones(n), True)
+    X, y, weights = _float32_input(
+        name, np.ones((n, 1)), np.zeros(n, dtype=int), np.ones(n)
+    )
+    engine = make_engine(X, y, 2, weights, True)
     value, _ = engine.loss_gradient(np.array([0.0, 0.0, margin, 0.0]))
     assert value == pytest.approx(np.log1p(np.exp(-margin)), rel=1e-6, abs=0.0)

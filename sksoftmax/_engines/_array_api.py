@@ -220,18 +220,22 @@ class ArrayAPIEngine(ParameterLayout):
         exps = xp.where(self._own, zero, exps)
         others = xp.sum(exps, axis=0)
         total = others + true_exps
-        sample_loss = self._weights_row[0, :] * (
-            xp.log1p((true_exps - 1) + others) - true_logits
+        sample_loss = xp.log1p((true_exps - 1) + others) - true_logits
+        # Weighted and summed in float64 where possible: a float32 loss near
+        # its smallest normal (a margin of 80) times 1/n would lose digits to
+        # subnormals, and a float32 total moves in steps of 6e-8 relative,
+        # which L-BFGS-B takes for convergence too early.
+        dtype = self._accumulation_dtype
+        value = xp.sum(
+            xp.astype(sample_loss, dtype) * xp.astype(self._weights_row[0, :], dtype)
         )
-        # Summed in float64 where possible: a float32 total moves in steps
-        # of 6e-8 relative, which L-BFGS-B takes for convergence too early.
-        value = xp.sum(xp.astype(sample_loss, self._accumulation_dtype))
-        exps /= total
         if keep_proba:
-            self._proba = xp.where(self._own, true_exps / total, exps)
-        # D (P - Y), the own class's entry from the others' share.
-        exps *= self._weights_row
-        residual = xp.where(self._own, -self._weights_row * (others / total), exps)
+            self._proba = xp.where(self._own, true_exps / total, exps / total)
+        # D (P - Y), the own class's entry from the others' share. The
+        # weights and the normalization in one pass over the n x K entries.
+        scale = self._weights_row / total
+        exps *= scale
+        residual = xp.where(self._own, -scale * others, exps)
         del exps
         flat = self._sums_to_host(residual, value)
         return float(flat[-1]), self.mask_intercept(flat[: self.n_params])
