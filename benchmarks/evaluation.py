@@ -12,7 +12,11 @@ others: a BLAS's idle threads spin for a while after each threaded call and
 would take a core from those threads).
 
 The "layout" lines time the two ways of writing the logits of one block of
-rows, which the NumPy loss engine chooses between by dtype.
+rows as each of a fit's threads over blocks does (the engine's block, the
+BLAS single-threaded); the NumPy loss engine chooses between them by dtype
+and shape. The "gradient product" grid times, the same way, the two ways
+of forming one block's ``X^T G`` (G the residual, held K x rows) over
+numbers of features and classes; the engine chooses by dtype and shape.
 
 The "exp" lines time numpy's exp on one block of shifted logits spread
 down to -1000 (most of them below the log of the smallest normal float, as
@@ -31,12 +35,16 @@ import time
 import numpy as np
 from sklearn._loss.loss import HalfMultinomialLoss
 from sklearn.linear_model._linear_loss import LinearModelLoss
+from threadpoolctl import threadpool_limits
 
-from sksoftmax._engines._numpy import NumPyEngine, _exp_shifted
+from sksoftmax._engines._numpy import NumPyEngine, _block_rows, _exp_shifted
 from sksoftmax._penalty import ElasticNet
 from sksoftmax._threads import blas_threads
 
 from _common import environment, settle
+
+GRID_FEATURES = [5, 10, 20, 50, 100, 300, 1000]
+GRID_CLASSES = [3, 5, 10, 20, 50, 100, 300]
 
 
 def median_times(cases, repeats):
@@ -95,8 +103,9 @@ def evaluation(n, d, k, dtype, repeats):
     return times
 
 
-def layout(d, k, dtype, repeats, rows=3276):
+def layout(d, k, dtype, repeats):
     rng = np.random.default_rng(1)
+    rows = _block_rows(dtype, k)
     X = rng.normal(size=(rows, d)).astype(dtype)
     W = rng.normal(size=(d, k)).astype(dtype)
     class_major = np.empty((k, rows), dtype=dtype)
@@ -110,10 +119,35 @@ def layout(d, k, dtype, repeats, rows=3276):
         "rows x K product, transposed copy": via_rows,
         "K x rows product": lambda: np.matmul(W.T, X.T, out=class_major),
     }
-    return median_times(
-        {name: lambda f=f: [f() for _ in range(20)] for name, f in cases.items()},
-        repeats,
-    )
+    settle()
+    with threadpool_limits(limits=1, user_api="blas"):
+        times = median_times(
+            {name: lambda f=f: [f() for _ in range(20)] for name, f in cases.items()},
+            repeats,
+        )
+    return rows, times
+
+
+def gradient_product(dtype, repeats):
+    """Time of ``(G X)^T`` over ``X^T G^T`` on one block, per d and K, in a fit."""
+    rng = np.random.default_rng(2)
+    ratios = {}
+    settle()
+    with threadpool_limits(limits=1, user_api="blas"):
+        for d in GRID_FEATURES:
+            for k in GRID_CLASSES:
+                rows = _block_rows(dtype, k)
+                X = rng.normal(size=(rows, d)).astype(dtype)
+                G = rng.normal(size=(k, rows)).astype(dtype)
+                t = median_times(
+                    {
+                        "X^T G^T": lambda X=X, G=G: [X.T @ G.T for _ in range(20)],
+                        "(G X)^T": lambda X=X, G=G: [(G @ X).T for _ in range(20)],
+                    },
+                    repeats,
+                )
+                ratios[d, k] = t["(G X)^T"] / t["X^T G^T"]
+    return ratios
 
 
 def exp_floor(k, repeats, rows=3276):
@@ -171,13 +205,23 @@ def main():
             f"{name} {s * 1e3:.1f} ({s / t['floor']:.2f}x)" for name, s in t.items()
         )
         print(f"  {np.dtype(dtype).name}: {cells}")
-    print("\nlayout of one block's logits, 3276 rows (ms per 20 products)")
+    print("\nlayout of one block's logits, in a fit (ms per 20 products)")
     for dtype in [np.float64, np.float32]:
-        t = layout(args.d, args.k, dtype, args.repeats)
+        rows, t = layout(args.d, args.k, dtype, args.repeats)
         print(
-            f"  {np.dtype(dtype).name}: "
+            f"  {np.dtype(dtype).name}, {rows} rows: "
             + ", ".join(f"{n} {s * 1e3:.2f}" for n, s in t.items())
         )
+    print(
+        "\ngradient product of one block, in a fit: time of (G X)^T over X^T G^T"
+        "\n(rows: features; columns: classes)"
+    )
+    for dtype in [np.float64, np.float32]:
+        ratios = gradient_product(dtype, args.repeats)
+        print(f"  {np.dtype(dtype).name:>7}" + "".join(f"{k:6d}" for k in GRID_CLASSES))
+        for d in GRID_FEATURES:
+            cells = "".join(f"{ratios[d, k]:6.2f}" for k in GRID_CLASSES)
+            print(f"  {d:7d}{cells}")
     t = exp_floor(args.k, args.repeats)
     print(
         "\nexp of one block's shifted logits, float64, 3276 rows, spread to -1000 "

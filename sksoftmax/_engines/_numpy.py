@@ -66,6 +66,33 @@ _FLOOR_PROBE = 16
 _SAFE_LOW, _SAFE_HIGH = 1e-150, 1e150
 
 
+def _block_rows(dtype, n_classes):
+    """Rows per block of an evaluation: about ``_BLOCK_BYTES`` of logits."""
+    # Many classes: at least 256 rows, or per-block overhead dominates.
+    return max(256, _BLOCK_BYTES // (np.dtype(dtype).itemsize * n_classes))
+
+
+def _times_rows(G, X):
+    """``X^T G^T`` for a block's K x n_rows ``G`` and its dense or CSR rows ``X``.
+
+    Formed as ``(G X)^T`` where one OpenBLAS thread measured that faster on
+    blocks of the engine's size: float32 rows of 20 features or more, and
+    float64 rows of 50 or more with fewer classes than features (0.44 to
+    1.00 of the time; at 100000 x 100 with 10 classes an evaluation in a
+    fit took 0.83 to 0.86 times as long in float64, 0.90 in float32).
+    Elsewhere it took 0.42 to 1.45 times as long, by no simpler rule (rows
+    of 5 and 10 features differ most; ``benchmarks/evaluation.py``,
+    "gradient product").
+    """
+    d = X.shape[1]
+    if not sparse.issparse(X) and (
+        (X.dtype == np.float32 and d >= 20)
+        or (X.dtype == np.float64 and G.shape[0] < d and d >= 50)
+    ):
+        return (G @ X).T
+    return X.T @ G.T
+
+
 def _row_slices(X, n_rows):
     """Views of consecutive row blocks of X (dense rows or CSR rows)."""
     n_samples = X.shape[0]
@@ -194,8 +221,7 @@ class NumPyEngine(ParameterLayout):
             # weights).
             weights = np.broadcast_to(weights[:1].copy(), (n_samples,))
         self.weights = weights
-        # Many classes: at least 256 rows, or per-block overhead dominates.
-        n_rows = max(256, _BLOCK_BYTES // (self.dtype.itemsize * n_classes))
+        n_rows = _block_rows(self.dtype, n_classes)
         self._blocks = _row_slices(X, n_rows)
         # A row's true-class logit sits at y * n_rows + (its offset in the
         # block) of the flattened K x n_rows block, so gather and scatter are
@@ -583,9 +609,11 @@ class NumPyEngine(ParameterLayout):
             logits = scratch
         if sparse.issparse(X):
             logits[...] = (X @ W).T
-        elif self.dtype == np.float32:
-            # OpenBLAS's sgemm is fastest writing n_rows x K and its dgemm
-            # writing K x n_rows (benchmarks/evaluation.py, "layout").
+        elif self.dtype == np.float32 and self.n_classes < self.n_features:
+            # OpenBLAS's sgemm is fastest writing n_rows x K where K is below
+            # d (at 15000 x 40 with 300 classes writing K x n_rows made an
+            # evaluation 0.92 times as long), and its dgemm writing K x
+            # n_rows (benchmarks/evaluation.py, "layout").
             np.matmul(X, W, out=rowwise)
             logits[...] = rowwise.T
         else:
@@ -663,7 +691,7 @@ class NumPyEngine(ParameterLayout):
             rows, X = block
             logits = self._logits_into(X, W, b, rows.stop - rows.start, worker)
             value = self._residual(logits, rows, floor, proba)
-            return value, X.T @ logits.T, logits.sum(axis=1, dtype=np.float64)
+            return value, _times_rows(logits, X), logits.sum(axis=1, dtype=np.float64)
 
         return self._sum_over_blocks(block_loss_gradient)
 
@@ -868,7 +896,7 @@ class NumPyEngine(ParameterLayout):
         A -= np.einsum("ki,ki->i", P, A)
         A *= P
         A *= self.weights[rows]
-        return 0.0, X.T @ A.T, A.sum(axis=1, dtype=np.float64)
+        return 0.0, _times_rows(A, X), A.sum(axis=1, dtype=np.float64)
 
     def _second_order_blocks(self, params):
         """Per block of rows: ``[X, 1]``, the probabilities and the weights, float64."""
