@@ -11,12 +11,12 @@ threads of its own and every BLAS single-threaded (timed apart, after the
 others: a BLAS's idle threads spin for a while after each threaded call and
 would take a core from those threads).
 
-The "layout" lines time the two ways of writing the logits of one block of
-rows as each of a fit's threads over blocks does (the engine's block, the
-BLAS single-threaded); the NumPy loss engine chooses between them by dtype
-and shape. The "gradient product" grid times, the same way, the two ways
-of forming one block's ``X^T G`` (G the residual, held K x rows) over
-numbers of features and classes; the engine chooses by dtype and shape.
+The "layout" and "gradient product" grids time, over numbers of features
+and classes, two ways of writing one block's logits and two of forming its
+``X^T G^T`` (G the residual, held K x rows), as each of a fit's threads
+over blocks runs them (the engine's block, the BLAS single-threaded). The
+NumPy loss engine chooses by dtype and shape; the ratios depend on the
+BLAS's kernels (OPENBLAS_CORETYPE).
 
 The "exp" lines time numpy's exp on one block of shifted logits spread
 down to -1000 (most of them below the log of the smallest normal float, as
@@ -103,51 +103,49 @@ def evaluation(n, d, k, dtype, repeats):
     return times
 
 
-def layout(d, k, dtype, repeats):
-    rng = np.random.default_rng(1)
-    rows = _block_rows(dtype, k)
-    X = rng.normal(size=(rows, d)).astype(dtype)
-    W = rng.normal(size=(d, k)).astype(dtype)
-    class_major = np.empty((k, rows), dtype=dtype)
-    row_major = np.empty((rows, k), dtype=dtype)
+def block_grid(dtype, repeats, cases):
+    """Time of the second of two ways over the first, on one block, per d and K.
 
-    def via_rows():
-        np.matmul(X, W, out=row_major)
-        class_major[...] = row_major.T
-
-    cases = {
-        "rows x K product, transposed copy": via_rows,
-        "K x rows product": lambda: np.matmul(W.T, X.T, out=class_major),
-    }
-    settle()
-    with threadpool_limits(limits=1, user_api="blas"):
-        times = median_times(
-            {name: lambda f=f: [f() for _ in range(20)] for name, f in cases.items()},
-            repeats,
-        )
-    return rows, times
-
-
-def gradient_product(dtype, repeats):
-    """Time of ``(G X)^T`` over ``X^T G^T`` on one block, per d and K, in a fit."""
+    ``cases(X, k)`` gives the two ways for the block ``X``, the engine's
+    rows for ``k`` classes; timed as each of a fit's threads over blocks
+    runs them, the BLAS single-threaded.
+    """
     rng = np.random.default_rng(2)
     ratios = {}
     settle()
     with threadpool_limits(limits=1, user_api="blas"):
         for d in GRID_FEATURES:
             for k in GRID_CLASSES:
-                rows = _block_rows(dtype, k)
-                X = rng.normal(size=(rows, d)).astype(dtype)
-                G = rng.normal(size=(k, rows)).astype(dtype)
+                X = rng.normal(size=(_block_rows(dtype, k), d)).astype(dtype)
+                first, second = cases(X, k, rng)
                 t = median_times(
                     {
-                        "X^T G^T": lambda X=X, G=G: [X.T @ G.T for _ in range(20)],
-                        "(G X)^T": lambda X=X, G=G: [(G @ X).T for _ in range(20)],
+                        "first": lambda f=first: [f() for _ in range(20)],
+                        "second": lambda f=second: [f() for _ in range(20)],
                     },
                     repeats,
                 )
-                ratios[d, k] = t["(G X)^T"] / t["X^T G^T"]
+                ratios[d, k] = t["second"] / t["first"]
     return ratios
+
+
+def layout(X, k, rng):
+    """Logits written rows x K then copied K x rows, or written K x rows."""
+    W = rng.normal(size=(X.shape[1], k)).astype(X.dtype)
+    class_major = np.empty((k, X.shape[0]), dtype=X.dtype)
+    row_major = np.empty((X.shape[0], k), dtype=X.dtype)
+
+    def via_rows():
+        np.matmul(X, W, out=row_major)
+        class_major[...] = row_major.T
+
+    return via_rows, lambda: np.matmul(W.T, X.T, out=class_major)
+
+
+def gradient_product(X, k, rng):
+    """``X^T G^T`` as written, or as ``(G X)^T``."""
+    G = rng.normal(size=(k, X.shape[0])).astype(X.dtype)
+    return lambda: X.T @ G.T, lambda: (G @ X).T
 
 
 def exp_floor(k, repeats, rows=3276):
@@ -205,23 +203,22 @@ def main():
             f"{name} {s * 1e3:.1f} ({s / t['floor']:.2f}x)" for name, s in t.items()
         )
         print(f"  {np.dtype(dtype).name}: {cells}")
-    print("\nlayout of one block's logits, in a fit (ms per 20 products)")
-    for dtype in [np.float64, np.float32]:
-        rows, t = layout(args.d, args.k, dtype, args.repeats)
-        print(
-            f"  {np.dtype(dtype).name}, {rows} rows: "
-            + ", ".join(f"{n} {s * 1e3:.2f}" for n, s in t.items())
-        )
-    print(
-        "\ngradient product of one block, in a fit: time of (G X)^T over X^T G^T"
-        "\n(rows: features; columns: classes)"
-    )
-    for dtype in [np.float64, np.float32]:
-        ratios = gradient_product(dtype, args.repeats)
-        print(f"  {np.dtype(dtype).name:>7}" + "".join(f"{k:6d}" for k in GRID_CLASSES))
-        for d in GRID_FEATURES:
-            cells = "".join(f"{ratios[d, k]:6.2f}" for k in GRID_CLASSES)
-            print(f"  {d:7d}{cells}")
+    for title, cases in [
+        (
+            "layout of one block's logits: writing K x rows over rows x K and a copy",
+            layout,
+        ),
+        ("gradient product of one block: (G X)^T over X^T G^T", gradient_product),
+    ]:
+        print(f"\n{title}\n(in a fit; rows: features, columns: classes)")
+        for dtype in [np.float64, np.float32]:
+            ratios = block_grid(dtype, args.repeats, cases)
+            name = np.dtype(dtype).name
+            print(f"  {name:>7}" + "".join(f"{k:6d}" for k in GRID_CLASSES))
+            for d in GRID_FEATURES:
+                print(
+                    f"  {d:7d}" + "".join(f"{ratios[d, k]:6.2f}" for k in GRID_CLASSES)
+                )
     t = exp_floor(args.k, args.repeats)
     print(
         "\nexp of one block's shifted logits, float64, 3276 rows, spread to -1000 "

@@ -11,9 +11,9 @@ A large evaluation inside a fit runs its blocks in threads, each block's
 matrix products single-threaded (see :mod:`sksoftmax._threads`): numpy's
 exp and element-wise passes run on one core, and with many classes they cost
 more than the products (``benchmarks/evaluation.py``, 2 cores, float64: at
-15000 x 40 with 300 classes one evaluation took 55 ms in a fit against 88 ms
-with the BLAS's threads alone; at 100000 x 100 with 10 classes, 40 ms
-against 49 ms).
+15000 x 40 with 300 classes one evaluation took 9.5 ms in a fit against
+15.3 ms with the BLAS's threads alone; at 100000 x 100 with 10 classes,
+11.5 ms against 15.9 ms).
 """
 
 import os
@@ -75,19 +75,22 @@ def _block_rows(dtype, n_classes):
 def _times_rows(G, X):
     """``X^T G^T`` for a block's K x n_rows ``G`` and its dense or CSR rows ``X``.
 
-    Formed as ``(G X)^T`` where one OpenBLAS thread measured that faster on
-    blocks of the engine's size: float32 rows of 20 features or more, and
-    float64 rows of 50 or more with fewer classes than features (0.44 to
-    1.00 of the time; at 100000 x 100 with 10 classes an evaluation in a
-    fit took 0.83 to 0.86 times as long in float64, 0.90 in float32).
-    Elsewhere it took 0.42 to 1.45 times as long, by no simpler rule (rows
-    of 5 and 10 features differ most; ``benchmarks/evaluation.py``,
-    "gradient product").
+    Formed as ``(G X)^T`` for C-ordered float32 rows of 20 features or
+    more: with OpenBLAS's AVX-512 (SkylakeX) kernels one thread took 0.42
+    to 1.00 times as long there (an evaluation in a fit at 100000 x 100
+    with 10 classes 0.90 to 0.93 times), and with its Haswell and Zen
+    kernels about as long (0.99 to 1.02 times; a Hessian product 1.04 to
+    1.06 times). In float64 it would
+    take 0.44 to 0.95 times as long with the AVX-512 kernels where K < d,
+    but 1.0 to 1.7 times with the others (that evaluation 1.08 to 1.12
+    times). Narrower rows change most between kernels and widths
+    (``benchmarks/evaluation.py``, "gradient product").
     """
-    d = X.shape[1]
-    if not sparse.issparse(X) and (
-        (X.dtype == np.float32 and d >= 20)
-        or (X.dtype == np.float64 and G.shape[0] < d and d >= 50)
+    if (
+        X.dtype == np.float32
+        and X.shape[1] >= 20
+        and not sparse.issparse(X)
+        and X.flags.c_contiguous
     ):
         return (G @ X).T
     return X.T @ G.T
@@ -610,10 +613,10 @@ class NumPyEngine(ParameterLayout):
         if sparse.issparse(X):
             logits[...] = (X @ W).T
         elif self.dtype == np.float32 and self.n_classes < self.n_features:
-            # OpenBLAS's sgemm is fastest writing n_rows x K where K is below
-            # d (at 15000 x 40 with 300 classes writing K x n_rows made an
-            # evaluation 0.92 times as long), and its dgemm writing K x
-            # n_rows (benchmarks/evaluation.py, "layout").
+            # OpenBLAS's sgemm wrote n_rows x K faster where K is well below
+            # d, K x n_rows where K is d or more (an evaluation at 15000 x 40
+            # with 300 classes took 0.87 to 0.95 times as long), and its
+            # dgemm K x n_rows (benchmarks/evaluation.py, "layout").
             np.matmul(X, W, out=rowwise)
             logits[...] = rowwise.T
         else:
