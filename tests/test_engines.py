@@ -461,3 +461,34 @@ def test_float32_losses_near_the_smallest_normal_keep_their_digits(name, margin)
     engine = make_engine(X, y, 2, weights, True)
     value, _ = engine.loss_gradient(np.array([0.0, 0.0, margin, 0.0]))
     assert value == pytest.approx(np.log1p(np.exp(-margin)), rel=1e-6, abs=0.0)
+
+
+@pytest.mark.parametrize(
+    "n_features, n_classes",
+    # Each block product in each of its forms: rows x K logits and (G X)^T;
+    # K x rows logits and X^T G^T; K x rows logits and (G X)^T.
+    [(25, 3), (5, 8), (20, 20)],
+)
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_float32_block_products_in_every_form_match_float64(
+    n_features, n_classes, order
+):
+    rng = np.random.default_rng(6)
+    # Two blocks, the last one shorter.
+    n = numpy_engine._block_rows(np.float32, n_classes) + 7
+    X = rng.normal(size=(n, n_features)).astype(np.float32).astype(np.float64)
+    y = rng.integers(0, n_classes, size=n)
+    weights = rng.uniform(0.2, 3.0, size=n)
+    engine = make_engine(
+        np.asarray(X, dtype=np.float32, order=order), y, n_classes, weights, True
+    )
+    params = 0.3 * rng.normal(size=engine.n_params)
+    direction = rng.normal(size=engine.n_params)
+    value, grad, hessian, _ = data_term(X, y, n_classes, weights, params, True)
+    got_value, got_grad, hessp = engine.hessian_product(params)
+    assert got_value == pytest.approx(value, rel=1e-6)
+    np.testing.assert_allclose(got_grad, grad, rtol=1e-4, atol=1e-6)
+    product = hessian @ direction
+    np.testing.assert_allclose(
+        hessp(direction), product, rtol=1e-4, atol=1e-5 * np.abs(product).max()
+    )

@@ -80,11 +80,10 @@ def _times_rows(G, X):
     to 1.00 times as long there (an evaluation in a fit at 100000 x 100
     with 10 classes 0.90 to 0.93 times), and with its Haswell and Zen
     kernels about as long (0.99 to 1.02 times; a Hessian product 1.04 to
-    1.06 times). In float64 it would
-    take 0.44 to 0.95 times as long with the AVX-512 kernels where K < d,
-    but 1.0 to 1.7 times with the others (that evaluation 1.08 to 1.12
-    times). Narrower rows change most between kernels and widths
-    (``benchmarks/evaluation.py``, "gradient product").
+    1.06 times). In float64 it would take 0.44 to 0.95 times as long with
+    the AVX-512 kernels where K < d, but 1.0 to 1.7 times with the others
+    (that evaluation 1.08 to 1.12 times). Narrower rows change most between
+    kernels and widths (``benchmarks/evaluation.py``, "gradient product").
     """
     if (
         X.dtype == np.float32
