@@ -106,9 +106,10 @@ def evaluation(n, d, k, dtype, repeats):
 def block_grid(dtype, repeats, cases):
     """Time of the second of two ways over the first, on one block, per d and K.
 
-    ``cases(X, k)`` gives the two ways for the block ``X``, the engine's
-    rows for ``k`` classes; timed as each of a fit's threads over blocks
-    runs them, the BLAS single-threaded.
+    ``cases(X, k, rng)`` gives the two ways for the block ``X``, the
+    engine's rows for ``k`` classes, drawing what else they need from
+    ``rng``; timed as each of a fit's threads over blocks runs them, the
+    BLAS single-threaded.
     """
     rng = np.random.default_rng(2)
     ratios = {}
