@@ -15,8 +15,8 @@ The "layout" and "gradient product" grids time, over numbers of features
 and classes, two ways of writing one block's logits and two of forming its
 ``X^T G^T`` (G the residual, held K x rows), as each of a fit's threads
 over blocks runs them (the engine's block, the BLAS single-threaded). The
-NumPy loss engine chooses by dtype and shape; the ratios depend on the
-BLAS's kernels (OPENBLAS_CORETYPE).
+ratios depend on the BLAS's kernels (OPENBLAS_CORETYPE): the NumPy loss
+engine chooses by dtype, shape and whether OpenBLAS runs its AVX-512 kernels.
 
 The "exp" lines time numpy's exp on one block of shifted logits spread
 down to -1000 (most of them below the log of the smallest normal float, as

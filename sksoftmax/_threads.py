@@ -1,4 +1,4 @@
-"""How fits share the cores: BLAS thread limits and threads over row blocks.
+"""How fits share the cores: BLAS thread limits, threads over row blocks, kernels.
 
 Two kinds of threads do a fit's work. The BLAS's own pool runs the matrix
 products; numpy's element-wise passes (the exp of every logit, the scalings)
@@ -7,7 +7,10 @@ a large evaluation runs its row blocks in threads of its own, each block's
 products single-threaded (:meth:`BlasThreads.block_workers`). Everything
 that changes the process-wide BLAS limits goes through the one
 :data:`blas_threads` object, so that fits, threads over blocks and the
-limits they set cannot undo each other.
+limits they set cannot undo each other. Knowing which BLAS library is
+numpy's, the same object also says which kernels it runs
+(:attr:`BlasThreads.avx512_kernels`), which the engine's choice between
+forms of a product depends on.
 """
 
 import collections
@@ -19,6 +22,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import scipy
 from threadpoolctl import OpenBLASController, ThreadpoolController
+
+# As OpenBLAS names them, lower-cased: builds for every processor say
+# "SkylakeX", builds for one "SKYLAKEX".
+_AVX512_KERNELS = {"skylakex", "cooperlake", "sapphirerapids"}
 
 
 class BlasThreads:
@@ -75,6 +82,15 @@ class BlasThreads:
         return self._controller.select(filepath=own)
 
     @functools.cached_property
+    def _numpy_blas(self):
+        scipy_own = {lib.filepath for lib in self._scipy_pools.lib_controllers}
+        return [
+            lib
+            for lib in self._controller.lib_controllers
+            if lib.user_api == "blas" and lib.filepath not in scipy_own
+        ]
+
+    @functools.cached_property
     def _threads_over_blocks(self):
         """numpy's BLAS libraries, or None where threads over blocks can't share them.
 
@@ -83,18 +99,27 @@ class BlasThreads:
         each start a full pool of their own: with those (and MKL, Accelerate)
         an evaluation keeps to one thread and the BLAS keeps its threads.
         """
-        scipy_own = {lib.filepath for lib in self._scipy_pools.lib_controllers}
-        numpy_blas = [
-            lib
-            for lib in self._controller.lib_controllers
-            if lib.user_api == "blas" and lib.filepath not in scipy_own
-        ]
-        if not numpy_blas or any(
+        if not self._numpy_blas or any(
             lib.internal_api != "openblas" or lib.threading_layer != "pthreads"
-            for lib in numpy_blas
+            for lib in self._numpy_blas
         ):
             return None
-        return numpy_blas
+        return self._numpy_blas
+
+    @functools.cached_property
+    def avx512_kernels(self):
+        """Whether numpy's BLAS is OpenBLAS running its AVX-512 kernels.
+
+        Which form of a matrix product is faster changes with them (see the
+        NumPy loss engine). OpenBLAS picks its kernels once, when loaded,
+        from the processor or ``OPENBLAS_CORETYPE``; Cooper Lake's and
+        Sapphire Rapids' share Skylake-X's for float32 and float64.
+        """
+        return bool(self._numpy_blas) and all(
+            lib.internal_api == "openblas"
+            and str(getattr(lib, "architecture", "")).lower() in _AVX512_KERNELS
+            for lib in self._numpy_blas
+        )
 
     def _set_limits(self):
         """The limits the counts call for; with the lock held."""

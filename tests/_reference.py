@@ -100,6 +100,20 @@ def contrast_gradient(
     return grad
 
 
+def _plain_terms(X, y_codes, n_classes, sample_weight, params, fit_intercept):
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    coef = params.reshape(d + 1, n_classes)
+    if not fit_intercept:
+        coef = coef.copy()
+        coef[d] = 0.0
+    design = np.hstack([X, np.ones((n, 1))])
+    logits = design @ coef
+    w = np.asarray(sample_weight, dtype=np.float64) / np.sum(sample_weight)
+    value = float(w @ (logsumexp(logits, axis=1) - logits[np.arange(n), y_codes]))
+    return design, softmax(logits, axis=1), w, value
+
+
 def data_term(X, y_codes, n_classes, sample_weight, params, fit_intercept):
     """The engines' unpenalized data term, computed plainly, at flat ``params``.
 
@@ -109,19 +123,12 @@ def data_term(X, y_codes, n_classes, sample_weight, params, fit_intercept):
     weights ``s_i / S``; without an intercept, everything involving ``b`` is
     zero.
     """
-    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
-    n, d = X.shape
+    design, proba, w, value = _plain_terms(
+        X, y_codes, n_classes, sample_weight, params, fit_intercept
+    )
+    n, d = design.shape[0], design.shape[1] - 1
     K = n_classes
-    coef = params.reshape(d + 1, K)
-    if not fit_intercept:
-        coef = coef.copy()
-        coef[d] = 0.0
-    design = np.hstack([X, np.ones((n, 1))])
-    logits = design @ coef
-    proba = softmax(logits, axis=1)
     onehot = np.eye(K)[y_codes]
-    w = np.asarray(sample_weight, dtype=np.float64) / np.sum(sample_weight)
-    value = float(w @ (logsumexp(logits, axis=1) - logits[np.arange(n), y_codes]))
     scores = np.einsum("ij,ik->ijk", design, proba - onehot).reshape(n, -1)
     grad = w @ scores
     curvature = np.einsum("ik,kl->ikl", proba, np.eye(K)) - np.einsum(
@@ -137,3 +144,29 @@ def data_term(X, y_codes, n_classes, sample_weight, params, fit_intercept):
             square[d * K :, :] = 0.0
             square[:, d * K :] = 0.0
     return value, grad, hessian, outer
+
+
+def data_term_product(
+    X, y_codes, n_classes, sample_weight, params, direction, fit_intercept
+):
+    """The data term's value, gradient and Hessian times ``direction``, plainly.
+
+    As :func:`data_term`, without forming the Hessian: for problems whose
+    Hessian or per-sample outer products would not fit in memory.
+    """
+    design, proba, w, value = _plain_terms(
+        X, y_codes, n_classes, sample_weight, params, fit_intercept
+    )
+    d = design.shape[1] - 1
+    residual = proba.copy()
+    residual[np.arange(len(y_codes)), y_codes] -= 1.0
+    grad = design.T @ (w[:, None] * residual)
+    V = direction.reshape(d + 1, n_classes).copy()
+    if not fit_intercept:
+        V[d] = 0.0
+    moved = proba * (design @ V)
+    product = design.T @ (w[:, None] * (moved - proba * moved.sum(1, keepdims=True)))
+    if not fit_intercept:
+        grad[d] = 0.0
+        product[d] = 0.0
+    return value, grad.ravel(), product.ravel()

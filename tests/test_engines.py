@@ -15,8 +15,9 @@ from scipy import sparse
 
 from sksoftmax._engines import _numpy as numpy_engine
 from sksoftmax._engines import make_engine
+from sksoftmax._threads import blas_threads
 
-from _reference import data_term
+from _reference import data_term, data_term_product
 
 N_CLASSES = 3
 
@@ -465,30 +466,62 @@ def test_float32_losses_near_the_smallest_normal_keep_their_digits(name, margin)
 
 @pytest.mark.parametrize(
     "n_features, n_classes",
-    # Each block product in each of its forms: rows x K logits and (G X)^T;
-    # K x rows logits and X^T G^T; K x rows logits and (G X)^T.
-    [(25, 3), (5, 8), (20, 20)],
+    # Each block product in each of its forms. float32 with AVX-512 kernels:
+    # rows x K logits and (G X)^T; K x rows logits and X^T G^T; K x rows
+    # logits and (G X)^T; with other kernels K x rows logits throughout.
+    # float64: (G X)^T at (60, 5) with AVX-512 kernels, else X^T G^T.
+    [(25, 3), (5, 8), (20, 20), (60, 5)],
 )
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_float32_block_products_in_every_form_match_float64(
-    n_features, n_classes, order
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("avx512", [True, False])
+def test_block_products_in_every_form_match_the_reference(
+    n_features, n_classes, order, dtype, avx512, monkeypatch
 ):
+    monkeypatch.setattr(blas_threads, "avx512_kernels", avx512)
     rng = np.random.default_rng(6)
     # Two blocks, the last one shorter.
-    n = numpy_engine._block_rows(np.float32, n_classes) + 7
-    X = rng.normal(size=(n, n_features)).astype(np.float32).astype(np.float64)
+    n = numpy_engine._block_rows(dtype, n_classes) + 7
+    X = rng.normal(size=(n, n_features)).astype(dtype).astype(np.float64)
     y = rng.integers(0, n_classes, size=n)
     weights = rng.uniform(0.2, 3.0, size=n)
     engine = make_engine(
-        np.asarray(X, dtype=np.float32, order=order), y, n_classes, weights, True
+        np.asarray(X, dtype=dtype, order=order), y, n_classes, weights, True
     )
     params = 0.3 * rng.normal(size=engine.n_params)
     direction = rng.normal(size=engine.n_params)
-    value, grad, hessian, _ = data_term(X, y, n_classes, weights, params, True)
-    got_value, got_grad, hessp = engine.hessian_product(params)
-    assert got_value == pytest.approx(value, rel=1e-6)
-    np.testing.assert_allclose(got_grad, grad, rtol=1e-4, atol=1e-6)
-    product = hessian @ direction
-    np.testing.assert_allclose(
-        hessp(direction), product, rtol=1e-4, atol=1e-5 * np.abs(product).max()
+    value, grad, product = data_term_product(
+        X, y, n_classes, weights, params, direction, True
     )
+    got_value, got_grad, hessp = engine.hessian_product(params)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    assert got_value == pytest.approx(value, rel=rtol / 100)
+    np.testing.assert_allclose(got_grad, grad, rtol=rtol, atol=rtol / 100)
+    np.testing.assert_allclose(
+        hessp(direction), product, rtol=rtol, atol=rtol / 10 * np.abs(product).max()
+    )
+
+
+@pytest.mark.parametrize(
+    "dtype, n_features, n_classes, avx512, transposed",
+    [
+        (np.float32, 20, 3, False, True),
+        (np.float32, 19, 3, True, False),
+        (np.float64, 50, 49, True, True),
+        (np.float64, 50, 50, True, False),
+        (np.float64, 49, 3, True, False),
+        (np.float64, 60, 5, False, False),
+    ],
+)
+def test_gradient_product_form_follows_the_kernels(
+    dtype, n_features, n_classes, avx512, transposed, monkeypatch
+):
+    # (G X)^T comes out F-ordered, X^T G^T C-ordered.
+    monkeypatch.setattr(blas_threads, "avx512_kernels", avx512)
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(30, n_features)).astype(dtype)
+    G = rng.normal(size=(n_classes, 30)).astype(dtype)
+    product = numpy_engine._times_rows(G, X)
+    np.testing.assert_allclose(product, X.T.astype(float) @ G.T, rtol=1e-4)
+    assert product.flags.f_contiguous is transposed
+    assert numpy_engine._times_rows(G, np.asfortranarray(X)).flags.c_contiguous

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import types
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -281,3 +282,43 @@ def test_a_forked_child_fits_after_the_parent_used_threads(two_cores):
     child.join(timeout=60)
     assert child.exitcode == 0
     np.testing.assert_array_equal(coef, parent)
+
+
+@pytest.mark.parametrize(
+    "libraries, expected",
+    [
+        ([("openblas", "SkylakeX")], True),
+        # A build for one processor names its kernels in capitals.
+        ([("openblas", "SKYLAKEX")], True),
+        ([("openblas", "Cooperlake"), ("openblas", "SapphireRapids")], True),
+        ([("openblas", "Haswell")], False),
+        ([("openblas", "SkylakeX"), ("openblas", "Haswell")], False),
+        ([("mkl", None)], False),
+        # threadpoolctl without an architecture for the library.
+        ([("openblas",)], False),
+        ([], False),
+    ],
+)
+def test_avx512_kernels_only_where_every_numpy_blas_runs_them(libraries, expected):
+    threads = BlasThreads()
+    threads._numpy_blas = [
+        types.SimpleNamespace(
+            internal_api=library[0],
+            **({"architecture": library[1]} if len(library) > 1 else {}),
+        )
+        for library in libraries
+    ]
+    assert threads.avx512_kernels is expected
+
+
+def test_avx512_kernels_as_threadpoolctl_reports_numpy_blas():
+    numpy_blas = [
+        info
+        for info in threadpool_info()
+        if info["user_api"] == "blas"
+        and "scipy" not in os.path.basename(os.path.dirname(info["filepath"]))
+    ]
+    kernels = {str(info.get("architecture")).lower() for info in numpy_blas}
+    assert BlasThreads().avx512_kernels is bool(
+        numpy_blas and kernels <= {"skylakex", "cooperlake", "sapphirerapids"}
+    )

@@ -75,24 +75,31 @@ def _block_rows(dtype, n_classes):
 def _times_rows(G, X):
     """``X^T G^T`` for a block's K x n_rows ``G`` and its dense or CSR rows ``X``.
 
-    Formed as ``(G X)^T`` for C-ordered float32 rows of 20 features or
-    more: with OpenBLAS's AVX-512 (SkylakeX) kernels one thread took 0.42
-    to 1.00 times as long there (an evaluation in a fit at 100000 x 100
-    with 10 classes 0.90 to 0.93 times), and with its Haswell and Zen
-    kernels about as long (0.99 to 1.02 times; a Hessian product 1.04 to
-    1.06 times). In float64 it would take 0.44 to 0.95 times as long with
-    the AVX-512 kernels where K < d, but 1.0 to 1.7 times with the others
-    (that evaluation 1.08 to 1.12 times). Narrower rows change most between
-    kernels and widths (``benchmarks/evaluation.py``, "gradient product").
+    Formed as ``(G X)^T`` for dense C-ordered rows: in float32 with 20
+    features or more, in float64 with OpenBLAS's AVX-512 kernels, 50
+    features or more and fewer classes than features. There one thread took
+    0.42 to 1.01 times as long in float32 with the AVX-512 (SkylakeX)
+    kernels and 0.73 to 1.18 times with the Haswell ones; in float64 0.45
+    to 0.90 times with the AVX-512 kernels, but 0.93 to 1.54 with the
+    Haswell ones. In float64 with the AVX-512 kernels an evaluation in a fit
+    took 0.83 times as long at 100000 x 100 with 10 classes, 0.67 at 50000 x
+    1000 with 3 and 1.00 at 50000 x 100 with 50, with the same results bit
+    for bit at those sizes (at 3000 x 60 with 5, 6e-16 apart).
+    Narrower rows change most between kernels and widths
+    (``benchmarks/evaluation.py``, "gradient product").
     """
-    if (
-        X.dtype == np.float32
-        and X.shape[1] >= 20
-        and not sparse.issparse(X)
-        and X.flags.c_contiguous
-    ):
-        return (G @ X).T
-    return X.T @ G.T
+    if sparse.issparse(X) or not X.flags.c_contiguous:
+        return X.T @ G.T
+    n_classes, n_features = G.shape[0], X.shape[1]
+    if X.dtype == np.float32:
+        transposed = n_features >= 20
+    else:
+        # The kernels last: the first look builds threadpoolctl's view of
+        # the process's libraries.
+        transposed = (
+            n_features >= 50 and n_classes < n_features and blas_threads.avx512_kernels
+        )
+    return (G @ X).T if transposed else X.T @ G.T
 
 
 def _row_slices(X, n_rows):
@@ -611,11 +618,19 @@ class NumPyEngine(ParameterLayout):
             logits = scratch
         if sparse.issparse(X):
             logits[...] = (X @ W).T
-        elif self.dtype == np.float32 and self.n_classes < self.n_features:
-            # OpenBLAS's sgemm wrote n_rows x K faster where K is well below
-            # d, K x n_rows where K is d or more (an evaluation at 15000 x 40
-            # with 300 classes took 0.87 to 0.95 times as long), and its
-            # dgemm K x n_rows (benchmarks/evaluation.py, "layout").
+        elif (
+            self.dtype == np.float32
+            and self.n_classes < self.n_features
+            and blas_threads.avx512_kernels
+        ):
+            # OpenBLAS's AVX-512 sgemm wrote n_rows x K faster where K is
+            # below d, K x n_rows where K is d or more (an evaluation at
+            # 15000 x 40 with 300 classes took 0.87 to 0.95 times as long
+            # written K x n_rows than n_rows x K). Its Haswell sgemm and
+            # every dgemm measured wrote K x n_rows faster almost everywhere
+            # (with Haswell's, an evaluation in a fit at 50000 x 1000 with 3
+            # classes 0.85 to 0.87 times as long, at 100000 x 100 with 10
+            # 1.01 to 1.04 times; benchmarks/evaluation.py, "layout").
             np.matmul(X, W, out=rowwise)
             logits[...] = rowwise.T
         else:
