@@ -11,9 +11,9 @@ A large evaluation inside a fit runs its blocks in threads, each block's
 matrix products single-threaded (see :mod:`sksoftmax._threads`): numpy's
 exp and element-wise passes run on one core, and with many classes they cost
 more than the products (``benchmarks/evaluation.py``, 2 cores, float64: at
-15000 x 40 with 300 classes one evaluation took 9.5 ms in a fit against
-15.3 ms with the BLAS's threads alone; at 100000 x 100 with 10 classes,
-11.5 ms against 15.9 ms).
+15000 x 40 with 300 classes one evaluation took 9.7 ms in a fit against
+15.4 ms with the BLAS's threads alone; at 100000 x 100 with 10 classes,
+9.3 ms against 12.9 ms).
 """
 
 import os
