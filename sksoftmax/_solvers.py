@@ -654,6 +654,19 @@ def _decrement_above(problem, x, bound, max_products):
     return None
 
 
+def _stop_reason(result):
+    """scipy's message for why ``result``'s run stopped, in words a user can act on."""
+    message = str(result.message)
+    # L-BFGS-B's failed line search: "ABNORMAL_TERMINATION_IN_LNSRCH" before
+    # scipy 1.15, then "ABNORMAL: " with no reason given.
+    if message.startswith("ABNORMAL"):
+        return "L-BFGS-B's line search found no lower point"
+    # Its ftol rule, which it calls "CONVERGENCE" whatever the gradient.
+    if "RELATIVE REDUCTION OF F" in message:
+        return "L-BFGS-B's steps stopped lowering the objective beyond its rounding"
+    return message
+
+
 def _minimize(
     problem, params0, *, method, tol, max_iter, verbose, tag, options, gap=None
 ):
@@ -807,7 +820,7 @@ def _minimize(
             callback=callback,
             options={"maxiter": max_iter - iteration, **options},
         )
-        x, message = result.x, str(result.message)
+        x, message = result.x, _stop_reason(result)
         problem(x)
         grad_max = problem.stationarity()
         if grad_max <= tol or iteration >= max_iter:

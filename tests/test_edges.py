@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 from scipy import sparse
+from scipy.optimize import OptimizeResult
 from sklearn.datasets import load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -24,6 +25,7 @@ from sksoftmax._solvers import (
     _MAX_POLISH_PRODUCTS,
     _MAX_POLISH_STEPS,
     _Preconditioned,
+    _stop_reason,
 )
 
 from _reference import data_term, symmetric_from_sklearn
@@ -768,3 +770,28 @@ def test_a_column_is_centred_unless_its_spread_is_within_its_rounding(
     problem = _Preconditioned(engine, ElasticNet())
     assert (problem.mean[0] != 0.0) == centred
     assert problem.mean[1] != 0.0
+
+
+@pytest.mark.parametrize(
+    "scipy_message, reason",
+    [
+        ("ABNORMAL: ", "line search found no lower point"),
+        ("ABNORMAL_TERMINATION_IN_LNSRCH", "line search found no lower point"),
+        ("CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH", "stopped lowering"),
+        ("STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT", "ITERATIONS REACHED LIMIT"),
+    ],
+)
+def test_a_solver_stop_is_said_in_words(scipy_message, reason):
+    assert reason in _stop_reason(OptimizeResult(message=scipy_message))
+
+
+@pytest.mark.parametrize("C", [1.0, np.inf])
+def test_a_warning_never_calls_an_unconverged_fit_converged(iris64, C):
+    # L-BFGS-B stops on a column at 1e9 by its own rules (a failed line
+    # search, "ABNORMAL: "; a small relative decrease, "CONVERGENCE: ...").
+    X, y = iris64
+    with pytest.warns(ConvergenceWarning) as record:
+        SoftmaxClassifier(C=C).fit(X + [1e9, 0.0, 0.0, 0.0], y)
+    message = str(record[0].message)
+    assert "float64 precision" in message
+    assert "ABNORMAL" not in message and "CONVERGENCE" not in message
