@@ -95,7 +95,7 @@ def fit_path(
                     f"SoftmaxClassifier (solver={solver!r}, C={Cs[i]:g}) stopped after "
                     f"{result.n_iter} iterations with a largest gradient entry of "
                     f"{result.grad_max:.2e}, {where}. "
-                    + _advice(result, max_iter, tol, data.engine.dtype),
+                    + _advice(result, solver, max_iter, tol, data.engine.dtype),
                     ConvergenceWarning,
                     stacklevel=4,
                 )
@@ -127,11 +127,13 @@ def _check_float32_scale(engine):
         )
 
 
-def _advice(result, max_iter, tol, dtype):
+def _advice(result, solver, max_iter, tol, dtype):
     """What can help a fit that stopped above tol."""
     if result.n_iter >= max_iter and result.grad_max <= tol:
         # Only the gap rule is unmet: near separation, where Newton steps
         # get there in far fewer iterations.
+        if solver == "newton-cg":
+            return "Increase max_iter."
         return "Increase max_iter, or use solver='newton-cg'."
     if result.n_iter >= max_iter:
         return (

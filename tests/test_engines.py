@@ -470,6 +470,7 @@ def test_float32_losses_near_the_smallest_normal_keep_their_digits(name, margin)
     # rows x K logits and (G X)^T; K x rows logits and X^T G^T; K x rows
     # logits and (G X)^T; with other kernels K x rows logits throughout.
     # float64: (G X)^T at (60, 5) with AVX-512 kernels, else X^T G^T.
+    # F-ordered X takes X^T G^T in every case.
     [(25, 3), (5, 8), (20, 20), (60, 5)],
 )
 @pytest.mark.parametrize("order", ["C", "F"])
