@@ -93,7 +93,8 @@ def fit_path(
                 )
                 warnings.warn(
                     f"SoftmaxClassifier (solver={solver!r}, C={Cs[i]:g}) stopped after "
-                    f"{result.n_iter} iterations with a largest gradient entry of "
+                    f"{result.n_iter} iteration{'s' * (result.n_iter != 1)} with a "
+                    "largest gradient entry of "
                     f"{result.grad_max:.2e}, {where}. "
                     + _advice(result, solver, max_iter, tol, data.engine.dtype),
                     ConvergenceWarning,
@@ -128,7 +129,7 @@ def _check_float32_scale(engine):
 
 
 def _advice(result, solver, max_iter, tol, dtype):
-    """What can help a fit that stopped above tol."""
+    """What can help a fit that did not converge."""
     if result.n_iter >= max_iter and result.grad_max <= tol:
         # Only the gap rule is unmet: near separation, where Newton steps
         # get there in far fewer iterations.

@@ -468,7 +468,13 @@ class _GapEstimate:
             with np.errstate(over="ignore"):
                 step, change = step.astype(np.float32), change.astype(np.float32)
             finite = np.isfinite(step).all() and np.isfinite(change).all()
-            # A change below float32's range is zero once kept.
+            # A change below float32's range is zero once kept: the scale
+            # would be infinite and every later estimate NaN. The estimate
+            # keeps to the earlier pairs instead. Only unpenalized fits whose
+            # coefficients separate the classes get there, with objectives
+            # below about 1e-40: iris's first two classes at C=inf stopped
+            # after 113 newton-cg iterations at 7e-50 instead of 189 at
+            # 7e-83, without about 170 numpy warnings.
             squared = float(change @ change.astype(np.float64)) if finite else 0.0
             if 0.0 < curvature < np.inf and squared > 0.0:
                 self._scale = float(curvature) / squared
@@ -661,9 +667,15 @@ _STOP_REASONS = [
     ("ABNORMAL", "L-BFGS-B's line search found no acceptable step"),
     # Its ftol rule ("REL_REDUCTION_OF_F_<=_FACTR*EPSMCH" before scipy 1.15),
     # which it calls "CONVERGENCE" whatever the gradient.
-    ("FACTR", "L-BFGS-B's steps stopped lowering the objective beyond rounding"),
-    ("bad approximation", "trust-ncg's model of the objective foresaw no decrease"),
-    ("linalg error", "trust-ncg met curvature that was not positive"),
+    (
+        "FACTR",
+        "L-BFGS-B's steps stopped lowering the objective by more than its rounding",
+    ),
+    ("ITERATIONS REACHED LIMIT", "max_iter was reached"),
+    ("EVALUATIONS EXCEEDS LIMIT", "L-BFGS-B used up its objective evaluations"),
+    # trust-ncg, which runs newton-cg on exact curvature.
+    ("bad approximation", "the Newton model of the objective foresaw no decrease"),
+    ("Maximum number of iterations", "max_iter was reached"),
     # Our callback: the gradient met tol and the gap rule held.
     ("StopIteration", "the gradient met tol"),
 ]
@@ -892,8 +904,8 @@ def _minimize(
             f"the estimated objective gap of {gap_left:.1e} was above "
             f"{_GAP_PER_TOL:g} tol times the objective: it was still falling"
             if np.isfinite(gap_left)
-            else "the objective was still falling, its decreases not yet slowing "
-            "enough to estimate the gap"
+            else "the objective was still falling, and its gap could not be "
+            "estimated yet"
         )
     if verbose:
         verdict = "converged" if converged else "not converged"
