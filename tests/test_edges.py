@@ -31,6 +31,7 @@ from sksoftmax._solvers import (
     _MAX_POLISH_PRODUCTS,
     _MAX_POLISH_STEPS,
     SolverResult,
+    _GapEstimate,
     _Preconditioned,
     _stop_reason,
 )
@@ -847,11 +848,26 @@ def test_an_unestimated_gap_is_not_reported_as_infinite(iris64):
     assert "after 1 iteration with" in message
 
 
-def test_a_pair_below_float32_range_raises_no_numpy_warning(iris64):
-    # Unpenalized, iris's first two classes separate: the gradient's changes
-    # underflow float32 and the gap estimate divided by zero, 60 times.
-    X, y = iris64
+def test_a_gap_pair_below_float32_range_is_not_kept():
+    # Unpenalized separable fits used to get there: the gradient's change
+    # underflowed float32, the scale divided by zero (about 170 numpy
+    # warnings on iris's first two classes) and the estimate became NaN.
+    gap = _GapEstimate()
+    grad = np.array([1e-45, -1e-45, 5e-46])
+    gap.update(np.zeros(3), grad, 1e-44)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        warnings.simplefilter("ignore", PerfectSeparationWarning)
-        SoftmaxClassifier(C=np.inf, solver="newton-cg").fit(X[y < 2], y[y < 2])
+        # A change of about 5e-46, positive curvature, zero in float32.
+        gap.update(np.ones(3), 1.5 * grad, 5e-45)
+    assert gap.estimate(grad) == np.inf
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_separated_classes_without_a_penalty_stop_at_tol(iris64, solver):
+    # No optimum to approach: held to the gap rule, the fits ran on to 45
+    # (lbfgs) and 113 (newton-cg) iterations; on digits newton-cg took
+    # minutes.
+    X, y = iris64
+    with pytest.warns(PerfectSeparationWarning):
+        clf = SoftmaxClassifier(C=np.inf, solver=solver).fit(X[y < 2], y[y < 2])
+    assert clf.n_iter_ <= 20
