@@ -78,12 +78,16 @@ def separates(logits, y_codes, sample_weight):
     bool
     """
     weighted = sample_weight > 0
-    logits = logits[weighted]
-    y_codes = y_codes[weighted]
-    rows = np.arange(y_codes.shape[0])
-    own = logits[rows, y_codes].copy()
-    logits[rows, y_codes] = -np.inf
-    return bool(np.all(own > logits.max(axis=1)))
+    if not np.all(weighted):
+        logits, y_codes = logits[weighted], y_codes[weighted]
+    own = np.take_along_axis(logits, y_codes[:, None], axis=1)
+    # Every other logit of every row strictly below the row's own: a tie or
+    # a NaN anywhere in a row fails it. Counted in one pass, without copying
+    # the logits (masking them and taking a maximum took 2 to 3 times as long
+    # as an evaluation of the objective, once per iteration in a fit held to
+    # its gap rule at C=inf).
+    below = np.count_nonzero(logits < own)
+    return bool(below == y_codes.shape[0] * (logits.shape[1] - 1))
 
 
 def separating_shift(X, codes, others, column_scale, fit_intercept):

@@ -27,6 +27,7 @@ from sksoftmax import (
 from sksoftmax._engines import make_engine
 from sksoftmax._path import _advice
 from sksoftmax._penalty import ElasticNet
+from sksoftmax._separation import separates
 from sksoftmax._solvers import (
     _MAX_POLISH_PRODUCTS,
     _MAX_POLISH_STEPS,
@@ -871,3 +872,23 @@ def test_separated_classes_without_a_penalty_stop_at_tol(iris64, solver):
     with pytest.warns(PerfectSeparationWarning):
         clf = SoftmaxClassifier(C=np.inf, solver=solver).fit(X[y < 2], y[y < 2])
     assert clf.n_iter_ <= 20
+
+
+def test_separates_asks_every_weighted_row_for_a_strictly_larger_own_logit():
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        n, k = int(rng.integers(1, 30)), int(rng.integers(2, 6))
+        logits = rng.integers(-3, 4, size=(n, k)).astype(float)
+        codes = rng.integers(0, k, size=n)
+        logits[np.arange(n), codes] += rng.choice([0.0, 7.0], size=n, p=[0.1, 0.9])
+        if rng.uniform() < 0.2:
+            logits[rng.integers(n), rng.integers(k)] = np.nan
+        weights = rng.choice([0.0, 0.5, 2.0], size=n)
+        expected = all(
+            all(logits[i, codes[i]] > logits[i, j] for j in range(k) if j != codes[i])
+            for i in range(n)
+            if weights[i] > 0
+        )
+        before = logits.copy()
+        assert separates(logits, codes, weights) is expected
+        np.testing.assert_array_equal(logits, before)
