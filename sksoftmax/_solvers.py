@@ -675,7 +675,7 @@ _STOP_REASONS = [
     # trust-ncg, which runs newton-cg on exact curvature.
     ("bad approximation", "the Newton model of the objective foresaw no decrease"),
     ("Maximum number of iterations", "max_iter was reached"),
-    # Our callback: the gradient met tol and the gap rule held.
+    # Our callback, which stops a run only where the gradient met tol.
     ("StopIteration", "the gradient met tol"),
 ]
 
@@ -700,7 +700,9 @@ def _minimize(
     alone lets a fit stop far from the optimum when most features are rare
     (their gradient entries are small however far off their coefficients
     are). This only ever stops later; convergence is still the gradient
-    rule.
+    rule. Without a penalty, coefficients that separate the classes have no
+    optimum and the gradient rule alone stops the fit; that is looked for at
+    the 1st, 2nd, 4th, ... iteration the gap rule holds back.
 
     Where such a fit would stop (or where L-BFGS-B stops itself, with the
     gap rule unmet), it first checks the estimate against a lower bound of
